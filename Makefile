@@ -1,0 +1,37 @@
+# camvirtd: `make run` runs the service on the local sandbox, `make test` runs every check.
+# Both install what they need (apt packages, a .venv at the repo root) and can be run again safely.
+
+SHELL := /bin/bash
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+APT_PACKAGES := libvirt-dev pkg-config libvirt-daemon libvirt-daemon-system libvirt-clients \
+	rpm systemd
+PYTEST_ARGS ?=
+
+.PHONY: deps apt venv test lint run bench rpm install clean
+
+deps: apt venv
+
+apt:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+		| grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing: $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements-dev.txt
+	test -x $(PYTHON) || python3 -m venv $(VENV)
+	$(PYTHON) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+test: deps lint
+	$(PYTHON) -m pytest -q $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

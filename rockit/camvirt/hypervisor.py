@@ -1,0 +1,291 @@
+"""The libvirt side: one connection, kept open with backoff, and each configured domain's state.
+
+Domain states come from libvirt's lifecycle events, dispatched by libvirt's default event loop on a
+thread of its own (as libvirt-python's event examples do). Waiters block on a Condition that every
+event and every connection change notifies, so nothing here polls libvirt.
+"""
+
+import threading
+import time
+from collections import namedtuple
+
+import libvirt
+
+from .constants import VMState
+
+RECONNECT_MIN_DELAY = 0.25
+RECONNECT_MAX_DELAY = 5.0
+# Remote connections (libvirtd sockets): a ping every 2 s, dropped after 3 unanswered, so a hung
+# libvirtd closes the connection in about 8 s instead of blocking calls forever.
+KEEPALIVE_INTERVAL = 2
+KEEPALIVE_COUNT = 3
+
+DomainStatus = namedtuple('DomainStatus', ['state', 'since'])
+
+_STATE_NAMES = {
+    libvirt.VIR_DOMAIN_NOSTATE: VMState.Unknown,
+    libvirt.VIR_DOMAIN_RUNNING: VMState.Running,
+    libvirt.VIR_DOMAIN_BLOCKED: VMState.Running,
+    libvirt.VIR_DOMAIN_PAUSED: VMState.Paused,
+    libvirt.VIR_DOMAIN_SHUTDOWN: VMState.ShuttingDown,
+    libvirt.VIR_DOMAIN_SHUTOFF: VMState.ShutOff,
+    libvirt.VIR_DOMAIN_CRASHED: VMState.Crashed,
+    libvirt.VIR_DOMAIN_PMSUSPENDED: VMState.Suspended,
+}
+
+_EVENT_STATES = {
+    libvirt.VIR_DOMAIN_EVENT_STARTED: VMState.Running,
+    libvirt.VIR_DOMAIN_EVENT_RESUMED: VMState.Running,
+    libvirt.VIR_DOMAIN_EVENT_SUSPENDED: VMState.Paused,
+    libvirt.VIR_DOMAIN_EVENT_SHUTDOWN: VMState.ShuttingDown,
+    libvirt.VIR_DOMAIN_EVENT_STOPPED: VMState.ShutOff,
+    libvirt.VIR_DOMAIN_EVENT_CRASHED: VMState.Crashed,
+    libvirt.VIR_DOMAIN_EVENT_PMSUSPENDED: VMState.Suspended,
+    libvirt.VIR_DOMAIN_EVENT_UNDEFINED: VMState.Missing,
+}
+
+_CRASH_STOP_DETAILS = (libvirt.VIR_DOMAIN_EVENT_STOPPED_CRASHED, libvirt.VIR_DOMAIN_EVENT_STOPPED_FAILED)
+_CRASH_SHUTOFF_REASONS = (libvirt.VIR_DOMAIN_SHUTOFF_CRASHED, libvirt.VIR_DOMAIN_SHUTOFF_FAILED)
+
+# Error codes with which a driver refuses shutdownFlags() flags it does not implement.
+_UNSUPPORTED_FLAG_ERRORS = (libvirt.VIR_ERR_INVALID_ARG, libvirt.VIR_ERR_NO_SUPPORT,
+                            libvirt.VIR_ERR_ARGUMENT_UNSUPPORTED, libvirt.VIR_ERR_OPERATION_UNSUPPORTED)
+
+
+class HypervisorUnavailable(Exception):
+    """libvirt cannot be reached now."""
+
+
+def state_from_info(state, reason):
+    """Our state name for a dom.state() result."""
+    if state == libvirt.VIR_DOMAIN_SHUTOFF and reason in _CRASH_SHUTOFF_REASONS:
+        return VMState.Crashed
+    return _STATE_NAMES.get(state, VMState.Unknown)
+
+
+def state_after_event(current, event, detail):
+    """Our state name after a lifecycle event, given the state before it."""
+    if event == libvirt.VIR_DOMAIN_EVENT_STOPPED and detail in _CRASH_STOP_DETAILS:
+        return VMState.Crashed
+    if event == libvirt.VIR_DOMAIN_EVENT_DEFINED:
+        # A domain (re)defined while we thought it missing now exists, switched off.
+        return VMState.ShutOff if current in (VMState.Missing, VMState.Unknown) else current
+    return _EVENT_STATES.get(event, current)
+
+
+_event_loop_lock = threading.Lock()
+_event_loop_started = False
+
+
+def _ignore_libvirt_error(_context, _error):
+    # libvirt prints every error to stderr unless a handler is registered; we report our own.
+    pass
+
+
+def start_event_loop():
+    """Registers libvirt's default event loop and runs it on a daemon thread, once per process.
+    Must happen before any connection is opened for events to reach it."""
+    global _event_loop_started  # pylint: disable=global-statement
+    with _event_loop_lock:
+        if _event_loop_started:
+            return
+        libvirt.registerErrorHandler(_ignore_libvirt_error, None)
+        libvirt.virEventRegisterDefaultImpl()
+        threading.Thread(target=_run_event_loop, name='libvirt-events', daemon=True).start()
+        _event_loop_started = True
+
+
+def _run_event_loop():
+    while True:
+        libvirt.virEventRunDefaultImpl()
+
+
+class Hypervisor:
+    """A self-healing libvirt connection and the states of the domains named in the config."""
+
+    def __init__(self, uri, domain_names, log):
+        self.uri = uri
+        self._names = list(domain_names)
+        self._log = log
+        self._cond = threading.Condition()
+        self._conn = None
+        self._closed = threading.Event()
+        self._stopping = threading.Event()
+        self._last_error = None
+        now = time.time()
+        self._states = {name: DomainStatus(VMState.Unknown, now) for name in self._names}
+        # Counts events per domain so that a state read cannot overwrite a newer event.
+        self._event_counts = {name: 0 for name in self._names}
+        self._callback_id = None
+        self._thread = threading.Thread(target=self._keep_connected, name='libvirt-connection',
+                                        daemon=True)
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    def start(self):
+        start_event_loop()
+        self._thread.start()
+
+    def stop(self):
+        self._stopping.set()
+        self._closed.set()
+        self._thread.join(timeout=5)
+        with self._cond:
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            _close_quietly(conn, self._callback_id)
+
+    def _keep_connected(self):
+        delay = RECONNECT_MIN_DELAY
+        while not self._stopping.is_set():
+            try:
+                conn = self._connect()
+            except libvirt.libvirtError as e:
+                self._note_connect_failure(str(e))
+                self._stopping.wait(delay)
+                delay = min(delay * 2, RECONNECT_MAX_DELAY)
+                continue
+            delay = RECONNECT_MIN_DELAY
+            self._closed.wait()
+            self._forget(conn)
+
+    def _connect(self):
+        self._closed.clear()
+        conn = libvirt.open(self.uri)
+        try:
+            conn.setKeepAlive(KEEPALIVE_INTERVAL, KEEPALIVE_COUNT)
+        except libvirt.libvirtError:
+            pass  # in-process drivers (test:///default) have no keepalive and need none
+        conn.registerCloseCallback(self._on_close, None)
+        self._callback_id = conn.domainEventRegisterAny(
+            None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None)
+        with self._cond:
+            self._conn = conn
+        for name in self._names:
+            self._refresh(conn, name)
+        if self._last_error is not None:
+            self._log.info('reconnected to libvirt at {}'.format(self.uri))
+        self._last_error = None
+        with self._cond:
+            self._cond.notify_all()
+        return conn
+
+    def _note_connect_failure(self, message):
+        if message != self._last_error:
+            self._log.error('cannot connect to libvirt at {}: {}'.format(self.uri, message))
+        self._last_error = message
+
+    def _forget(self, conn):
+        with self._cond:
+            if self._conn is conn:
+                self._conn = None
+            now = time.time()
+            for name in self._names:
+                self._states[name] = DomainStatus(VMState.Unknown, now)
+            self._cond.notify_all()
+        _close_quietly(conn, self._callback_id)
+
+    # --- libvirt callbacks (on the event loop thread) ---------------------------------------------
+
+    def _on_close(self, _conn, reason, _opaque):
+        if not self._stopping.is_set():
+            self._last_error = 'connection closed (reason {})'.format(reason)
+            self._log.error('lost connection to libvirt at {}; reconnecting'.format(self.uri))
+        self._closed.set()
+
+    def _on_lifecycle(self, _conn, dom, event, detail, _opaque):
+        name = dom.name()
+        with self._cond:
+            if name not in self._states:
+                return
+            self._event_counts[name] += 1
+            self._set_state(name, state_after_event(self._states[name].state, event, detail))
+
+    # --- state ----------------------------------------------------------------------------------
+
+    def _set_state(self, name, state):
+        """Records a state change; caller holds the condition."""
+        if self._states[name].state != state:
+            self._states[name] = DomainStatus(state, time.time())
+        self._cond.notify_all()
+
+    def _refresh(self, conn, name):
+        """Reads one domain's state from libvirt, unless an event overtook the read."""
+        with self._cond:
+            count = self._event_counts[name]
+        try:
+            state = state_from_info(*conn.lookupByName(name).state())
+        except libvirt.libvirtError as e:
+            if e.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                raise
+            state = VMState.Missing
+        with self._cond:
+            if self._event_counts[name] == count:
+                self._set_state(name, state)
+
+    @property
+    def connected(self):
+        with self._cond:
+            return self._conn is not None
+
+    def states(self):
+        """{domain name: DomainStatus}; every state is Unknown while libvirt is unreachable."""
+        with self._cond:
+            return dict(self._states)
+
+    def state(self, name):
+        with self._cond:
+            return self._states[name].state
+
+    def wait_for(self, predicate, deadline):
+        """Blocks until predicate(states, connected) holds or time.monotonic() passes deadline.
+        Returns the predicate's last value."""
+        with self._cond:
+            return self._cond.wait_for(
+                lambda: predicate(self._states, self._conn is not None),
+                timeout=max(0.0, deadline - time.monotonic()))
+
+    # --- actions (may block while libvirt works; callers bound them) ----------------------------
+
+    def _domain(self, name):
+        with self._cond:
+            conn = self._conn
+        if conn is None:
+            raise HypervisorUnavailable('libvirt at {} is unreachable'.format(self.uri))
+        return conn.lookupByName(name)
+
+    def start_domain(self, name):
+        """Starts (or resumes, when paused) the domain."""
+        dom = self._domain(name)
+        if dom.state()[0] == libvirt.VIR_DOMAIN_PAUSED:
+            dom.resume()
+        else:
+            dom.create()
+
+    def request_shutdown(self, name):
+        """Asks the guest to shut down: its agent, else the ACPI power button; a plain shutdown where
+        the driver refuses those flags (libvirt's test driver does)."""
+        dom = self._domain(name)
+        flags = libvirt.VIR_DOMAIN_SHUTDOWN_GUEST_AGENT | libvirt.VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN
+        try:
+            dom.shutdownFlags(flags)
+        except libvirt.libvirtError as e:
+            if e.get_error_code() not in _UNSUPPORTED_FLAG_ERRORS:
+                raise
+            dom.shutdown()
+
+    def destroy_domain(self, name):
+        """Pulls the plug: the guest stops at once, without shutting down."""
+        self._domain(name).destroy()
+
+
+def _close_quietly(conn, callback_id):
+    """Lets go of a connection that may already be dead."""
+    steps = [conn.unregisterCloseCallback, conn.close]
+    if callback_id is not None:
+        steps.insert(0, lambda: conn.domainEventDeregisterAny(callback_id))
+    for step in steps:
+        try:
+            step()
+        except libvirt.libvirtError:
+            pass

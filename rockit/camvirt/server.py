@@ -1,0 +1,303 @@
+"""camvirtd: the Pyro4 service that starts and stops the camera VMs and passes camera status through.
+
+Wire methods, as the rockit operations daemon and dashboard call them:
+  initialize(domains=None) -> CommandStatus     shutdown(domains=None) -> CommandStatus
+  report_camera_status(camera_id) -> dict       report_status() -> dict (for camvirt status)
+"""
+
+import concurrent.futures
+import contextlib
+import datetime
+import threading
+import time
+
+import libvirt
+import Pyro4
+
+from .cameras import wait_until_answering
+from .constants import OFFLINE_CAMERA_STATUS, CameraState, CommandStatus, VMState
+
+# VM states in which a camd may be up: asked directly. Unknown means libvirt is unreachable, and
+# then camd itself is the best witness of whether its VM runs.
+PROBED_VM_STATES = frozenset([VMState.Running, VMState.ShuttingDown, VMState.Unknown])
+
+
+def caller_ip():
+    """The IP of the Pyro client whose request this thread serves."""
+    address = getattr(Pyro4.current_context, 'client_sock_addr', None)
+    return address[0] if address else None
+
+
+def utc_iso(timestamp):
+    return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc).isoformat(timespec='seconds')
+
+
+def select_domains(configured, requested):
+    """(domains to act on, unknown names) for a command's optional list of domain names."""
+    if requested is None:
+        return list(configured), []
+    if isinstance(requested, str):
+        requested = [requested]
+    unknown = [name for name in requested if name not in configured]
+    return [name for name in configured if name in requested], unknown
+
+
+def domains_to_start(names, states):
+    return [name for name in names if states[name].state in VMState.STARTABLE]
+
+
+def domains_still_up(names, states):
+    return [name for name in names if states[name].state in VMState.ACTIVE]
+
+
+def run_parallel(function, items, timeout=None):
+    """[function(item)] run on a thread each; an item still running at `timeout` gives TimeoutError
+    as its result (its thread is left to finish: a libvirt call cannot be cancelled)."""
+    if not items:
+        return []
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=len(items))
+    futures = [pool.submit(function, item) for item in items]
+    pool.shutdown(wait=False)
+    done, _ = concurrent.futures.wait(futures, timeout=timeout)
+    results = []
+    for future in futures:
+        if future not in done:
+            results.append(TimeoutError())
+        elif future.exception() is not None:
+            results.append(future.exception())
+        else:
+            results.append(future.result())
+    return results
+
+
+class Command:
+    """One initialize() or shutdown() call: who asked, for which domains, and how it ended."""
+
+    def __init__(self, name, domains):
+        self.name = name
+        self.domains = domains
+        self.status = None
+        self.problems = []
+
+    def describe(self):
+        return '{} ({})'.format(self.name, ', '.join(self.domains))
+
+
+@Pyro4.behavior(instance_mode='single')
+class CamvirtDaemon:
+    """The object camvirtd serves over Pyro4."""
+
+    def __init__(self, config, hypervisor, probe, log):
+        self._config = config
+        self._hypervisor = hypervisor
+        self._probe = probe
+        self._log = log
+        self._command_lock = threading.Lock()
+        self._command = None
+        self._last_command = None
+
+    # --- commands ---------------------------------------------------------------------------------
+
+    @Pyro4.expose
+    def initialize(self, domains=None):
+        """Starts the VMs that are off and waits until every camd in them answers."""
+        with self._command_session('initialize', domains) as command:
+            if command.status is None:
+                deadline = time.monotonic() + self._config.initialize_timeout
+                command.problems += self._start_domains(command.domains, deadline)
+                command.problems += self._wait_for_cameras(command.domains, deadline)
+        return command.status
+
+    @Pyro4.expose
+    def shutdown(self, domains=None):
+        """Asks the running VMs to shut down and waits until they are off."""
+        with self._command_session('shutdown', domains) as command:
+            if command.status is None:
+                deadline = time.monotonic() + self._config.shutdown_timeout
+                command.problems += self._stop_domains(command.domains, deadline)
+        return command.status
+
+    @contextlib.contextmanager
+    def _command_session(self, name, requested):
+        """Checks the caller, takes the command lock and logs the outcome. Yields a Command whose
+        status is already set when the command is refused."""
+        domains, unknown = select_domains(self._config.domains, requested)
+        command = Command(name, domains)
+        ip = caller_ip()
+        if ip not in self._config.control_ips:
+            self._log.warning('refused {} from {}: not a control machine'.format(name, ip))
+            command.status = CommandStatus.InvalidControlIP
+        elif unknown:
+            self._log.warning('refused {}: unknown domain {}'.format(name, ', '.join(map(str, unknown))))
+            command.status = CommandStatus.UnknownDomain
+        elif not self._command_lock.acquire(blocking=False):
+            self._log.warning('refused {} from {}: {} is running'.format(name, ip, self._command.name))
+            command.status = CommandStatus.Blocked
+        if command.status is not None:
+            yield command
+            return
+        self._command = command
+        self._log.info('{} requested by {}'.format(command.describe(), ip))
+        try:
+            yield command
+        except Exception as e:  # pylint: disable=broad-except
+            command.problems.append('unexpected error: {!r}'.format(e))
+        finally:
+            self._finish(command)
+            self._command = None
+            self._command_lock.release()
+
+    def _finish(self, command):
+        command.status = CommandStatus.Failed if command.problems else CommandStatus.Succeeded
+        for problem in command.problems:
+            self._log.error('{}: {}'.format(command.name, problem))
+        outcome = 'failed' if command.problems else 'succeeded'
+        self._log.info('{} {}'.format(command.describe(), outcome))
+        self._last_command = {'name': command.name, 'domains': command.domains,
+                              'status': command.status, 'message': '; '.join(command.problems),
+                              'time': utc_iso(time.time())}
+
+    def _libvirt_problem(self):
+        if self._hypervisor.connected:
+            return []
+        return ['libvirt at {} is unreachable'.format(self._hypervisor.uri)]
+
+    def _start_domains(self, names, deadline):
+        """Starts every domain of `names` that is off, all at once. Returns problems."""
+        problems = self._libvirt_problem()
+        if problems:
+            return problems
+        states = self._hypervisor.states()
+        problems += ['domain {} does not exist in libvirt'.format(n)
+                     for n in names if states[n].state == VMState.Missing]
+        to_start = domains_to_start(names, states)
+        results = run_parallel(self._hypervisor.start_domain, to_start, deadline - time.monotonic())
+        for name, result in zip(to_start, results):
+            if isinstance(result, TimeoutError):
+                problems.append('libvirt did not start domain {} in time'.format(name))
+            elif isinstance(result, Exception):
+                problems.append('cannot start domain {}: {}'.format(name, result))
+        return problems
+
+    def _wait_for_cameras(self, names, deadline):
+        """Waits until every camd of `names` answers; returns a problem for each that does not."""
+        cameras = [camera for name in names for camera in self._config.domains[name]]
+        results = run_parallel(lambda camera: self._wait_for_camera(camera, deadline), cameras)
+        return [r if isinstance(r, str) else 'camera {}: {!r}'.format(c.id, r)
+                for c, r in zip(cameras, results) if r is not None]
+
+    def _wait_for_camera(self, camera, deadline):
+        """None once the camd answers, else why it did not."""
+        domain = camera.domain
+        hypervisor = self._hypervisor
+        running = hypervisor.wait_for(
+            lambda states, connected: not connected or states[domain].state == VMState.Running, deadline)
+        state = hypervisor.state(domain)
+        if not running or state != VMState.Running:
+            return 'camera {}: domain {} is {}, not running'.format(camera.id, domain, state)
+
+        def vm_gone():
+            return hypervisor.state(domain) != VMState.Running
+
+        if wait_until_answering(self._probe, camera.address, deadline, vm_gone):
+            return None
+        if vm_gone():
+            return 'camera {}: domain {} became {} while waiting for camd'.format(
+                camera.id, domain, hypervisor.state(domain))
+        return 'camera {} ({} at {}:{}) did not answer within {} s'.format(
+            camera.id, camera.daemon_name, camera.address.host, camera.address.port,
+            self._config.initialize_timeout)
+
+    def _stop_domains(self, names, deadline):
+        """Asks each running domain of `names` to shut down, again every shutdown_repeat_interval
+        while it has not begun to, and waits until all are off. Returns problems."""
+        problems = self._libvirt_problem()
+        if problems:
+            return problems
+        hypervisor = self._hypervisor
+        to_stop = domains_still_up(names, hypervisor.states())
+        asked = [name for name in to_stop if hypervisor.state(name) == VMState.Running]
+        while True:
+            problems = self._request_shutdowns(asked, deadline)
+            repeat_at = min(deadline, time.monotonic() + self._config.shutdown_repeat_interval)
+            hypervisor.wait_for(lambda states, connected: not connected or not domains_still_up(
+                to_stop, states), repeat_at)
+            still_up = domains_still_up(to_stop, hypervisor.states())
+            if not hypervisor.connected or not still_up or time.monotonic() >= deadline:
+                break
+            asked = [name for name in still_up if hypervisor.state(name) == VMState.Running]
+        problems += self._libvirt_problem()
+        problems += ['domain {} is still {} after {} s'.format(name, hypervisor.state(name),
+                                                               self._config.shutdown_timeout)
+                     for name in domains_still_up(to_stop, hypervisor.states())]
+        for name in to_stop:
+            for camera in self._config.domains[name]:
+                self._probe.forget(camera.address)
+        return problems
+
+    def _request_shutdowns(self, names, deadline):
+        results = run_parallel(self._hypervisor.request_shutdown, names, deadline - time.monotonic())
+        problems = []
+        for name, result in zip(names, results):
+            if isinstance(result, libvirt.libvirtError) and \
+                    result.get_error_code() == libvirt.VIR_ERR_OPERATION_INVALID:
+                continue  # it stopped between our look and our request
+            if isinstance(result, Exception):
+                problems.append('cannot shut down domain {}: {}'.format(name, result or 'timed out'))
+        return problems
+
+    # --- queries ----------------------------------------------------------------------------------
+
+    @Pyro4.expose
+    def report_camera_status(self, camera_id):
+        """camd's report_status() with 'vm_active': True, or the offline reply."""
+        camera = self._config.cameras.get(camera_id)
+        if camera is None:
+            raise ValueError('unknown camera id {!r} (this camvirtd has {})'.format(
+                camera_id, ', '.join(sorted(self._config.cameras))))
+        if self._command is not None:
+            return dict(OFFLINE_CAMERA_STATUS)
+        return self._camera_status(camera, self._hypervisor.state(camera.domain))
+
+    def _camera_status(self, camera, vm_state):
+        if vm_state not in PROBED_VM_STATES:
+            return dict(OFFLINE_CAMERA_STATUS)
+        status = self._probe.status(camera.address)
+        if status is None:
+            return dict(OFFLINE_CAMERA_STATUS)
+        reply = dict(status)
+        reply['vm_active'] = True
+        return reply
+
+    @Pyro4.expose
+    def report_status(self):
+        """Every domain's state since when, and every camera's status, for `camvirt status`."""
+        states = self._hypervisor.states()
+        cameras = list(self._config.cameras.values())
+        statuses = run_parallel(lambda c: self._camera_status(c, states[c.domain].state), cameras)
+        by_id = dict(zip((c.id for c in cameras), statuses))
+        domains = []
+        for name, domain_cameras in self._config.domains.items():
+            domains.append({
+                'name': name,
+                'state': states[name].state,
+                'since': utc_iso(states[name].since),
+                'cameras': [camera_entry(c, by_id[c.id]) for c in domain_cameras],
+            })
+        command = self._command
+        return {
+            'daemon': self._config.daemon_name,
+            'libvirt_uri': self._hypervisor.uri,
+            'libvirt_connected': self._hypervisor.connected,
+            'command': command.name if command else None,
+            'last_command': self._last_command,
+            'domains': domains,
+        }
+
+
+def camera_entry(camera, status):
+    state = status.get('state', CameraState.Disabled) if isinstance(status, dict) else CameraState.Disabled
+    if not status.get('vm_active'):
+        state = CameraState.Disabled
+    return {'id': camera.id, 'daemon': camera.daemon_name, 'state': state,
+            'label': CameraState.label(state), 'status': status}

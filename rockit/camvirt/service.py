@@ -1,0 +1,89 @@
+"""The camvirtd process: reads its config, serves CamvirtDaemon over Pyro4 until SIGTERM or SIGINT,
+and tells systemd when it is serving."""
+
+import argparse
+import os
+import signal
+import socket
+import sys
+import threading
+
+import Pyro4
+import Pyro4.errors
+
+from .cameras import CameraProbe
+from .config import ConfigError, load_config
+from .hypervisor import Hypervisor
+from .obslog import ObservatoryLog
+from .registry import RegistryError, load_registry
+from .server import CamvirtDaemon
+
+# Each dashboard or client connection holds a worker thread while it is open; opsd holds one for
+# the length of a command.
+THREADPOOL_SIZE = 200
+
+
+def configure_pyro():
+    Pyro4.config.REQUIRE_EXPOSE = True
+    Pyro4.config.SERIALIZER = 'serpent'
+    Pyro4.config.SERVERTYPE = 'thread'
+    Pyro4.config.THREADPOOL_SIZE = THREADPOOL_SIZE
+    Pyro4.config.DETAILED_TRACEBACK = False
+
+
+def notify_systemd(message):
+    """sd_notify(3) for Type=notify units: a datagram to $NOTIFY_SOCKET, nothing when unset. Ten
+    lines here instead of a dependency (systemd-python needs a compiler and libsystemd headers)."""
+    path = os.environ.get('NOTIFY_SOCKET')
+    if not path:
+        return
+    if path.startswith('@'):
+        path = '\0' + path[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.connect(path)
+        sock.sendall(message.encode())
+
+
+def load_or_exit(config_path):
+    """The config, or exit status 1 with one line per problem on stderr."""
+    try:
+        return load_config(config_path, load_registry())
+    except (ConfigError, RegistryError) as e:
+        print(str(e), file=sys.stderr)
+        sys.exit(1)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog='camvirtd', description='Camera VM management daemon')
+    parser.add_argument('config', help='path to the JSON config, e.g. /etc/camvirtd/superwasp_das1.json')
+    args = parser.parse_args(argv)
+    config = load_or_exit(args.config)
+    configure_pyro()
+    address = config.daemon
+    try:
+        pyro = Pyro4.Daemon(host=address.host, port=address.port)
+    except (OSError, Pyro4.errors.CommunicationError) as e:
+        print('camvirtd: cannot listen on {}:{}: {}'.format(address.host, address.port, e), file=sys.stderr)
+        sys.exit(1)
+
+    log = ObservatoryLog(config.log_name, config.log_daemon)
+    hypervisor = Hypervisor(config.libvirt_uri, config.domains, log)
+    probe = CameraProbe(config.camera_timeout)
+    uri = pyro.register(CamvirtDaemon(config, hypervisor, probe, log), objectId=address.object_id)
+    hypervisor.start()
+
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    server = threading.Thread(target=pyro.requestLoop, name='pyro', daemon=True)
+    server.start()
+    log.info('camvirtd serving {} for {} (libvirt {})'.format(uri, args.config, config.libvirt_uri))
+    notify_systemd('READY=1')
+    stop.wait()
+    notify_systemd('STOPPING=1')
+    log.info('camvirtd stopping')
+    pyro.shutdown()
+    server.join(timeout=5)
+    hypervisor.stop()
+    probe.close()
+    return 0

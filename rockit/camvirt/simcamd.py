@@ -1,0 +1,207 @@
+"""Simulated camera daemons for the sandbox, the tests and the benchmarks.
+
+A SimulatedCamd answers report_status() as a rockit camd does (state IDLE, cooler locked, a sensor
+temperature, ...). A HungCamd accepts TCP connections and never says a word, as a camd whose
+process is stuck does.
+"""
+
+import random
+import socket
+import threading
+import time
+
+import Pyro4
+
+from .constants import CameraState
+
+COOLER_LOCKED = 5
+
+
+@Pyro4.expose
+@Pyro4.behavior(instance_mode='single')
+class SimulatedCamera:
+    """The Pyro object a simulated camd serves."""
+
+    def __init__(self, camera_id):
+        self.camera_id = camera_id
+        self.state = CameraState.Idle
+        self.calls = 0
+
+    def report_status(self):
+        self.calls += 1
+        return {
+            'date': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()),
+            'state': self.state,
+            'camera_id': self.camera_id,
+            'cooler_mode': COOLER_LOCKED,
+            'cooler_setpoint': -40.0,
+            'temperature': round(-40.0 + random.uniform(-0.05, 0.05), 2),
+            'exposure_time': 5.0,
+            'exposure_progress': 0,
+            'sequence_frame_count': 0,
+            'sequence_frame_limit': 0,
+        }
+
+
+class SimulatedCamd:
+    """A Pyro4 daemon serving one SimulatedCamera at a registry address, on its own thread."""
+
+    def __init__(self, address, camera_id):
+        self.address = address
+        self.camera = SimulatedCamera(camera_id)
+        self._daemon = None
+        self._thread = None
+
+    def start(self):
+        self._daemon = Pyro4.Daemon(host=self.address.host, port=self.address.port)
+        self._daemon.register(self.camera, objectId=self.address.object_id)
+        self._thread = threading.Thread(target=self._daemon.requestLoop, daemon=True,
+                                        name='camd-' + self.address.object_id)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        if self._daemon is not None:
+            self._daemon.shutdown()
+            self._thread.join(timeout=5)
+            self._daemon.close()
+            self._daemon = None
+
+    @property
+    def running(self):
+        return self._daemon is not None
+
+
+class HungCamd:
+    """Listens at a camd's address, accepts every connection and never answers."""
+
+    def __init__(self, address):
+        self.address = address
+        self._listener = None
+        self._held = []
+        self._stop = threading.Event()
+        self._thread = None
+
+    def start(self):
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind((self.address.host, self.address.port))
+        self._listener.listen(64)
+        self._listener.settimeout(0.2)
+        self._thread = threading.Thread(target=self._accept, daemon=True, name='hung-camd')
+        self._thread.start()
+        return self
+
+    def _accept(self):
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self._held.append(conn)
+
+    def stop(self):
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        for conn in self._held:
+            conn.close()
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+
+    @property
+    def running(self):
+        return self._listener is not None
+
+
+# Behaviours of a simulated camera VM's camd.
+ANSWERS = 'answers'   # serves report_status() once the VM has booted
+HUNG = 'hung'         # accepts connections once the VM has booted, never answers
+ABSENT = 'absent'     # never comes up
+BEHAVIOURS = (ANSWERS, HUNG, ABSENT)
+
+
+class CameraVMSimulator:
+    """Plays the guests of libvirt domains: when a domain starts (a lifecycle event) its camds come
+    up after boot_delay seconds; when it stops they go away. Works on any libvirt connection whose
+    driver sends lifecycle events (the test driver in-process, or a libvirtd's)."""
+
+    def __init__(self, conn, cameras, boot_delay=2.0):
+        """cameras: {domain name: [(DaemonAddress, camera id, behaviour)]}"""
+        import libvirt  # pylint: disable=import-outside-toplevel
+        self._libvirt = libvirt
+        self._conn = conn
+        self._boot_delay = boot_delay
+        self._lock = threading.Lock()
+        self._servers = {}   # domain -> [SimulatedCamd | HungCamd]
+        self._timers = {}    # domain -> Timer
+        self._cameras = cameras
+        self._callback_id = conn.domainEventRegisterAny(
+            None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None)
+
+    def sync(self):
+        """Brings camds up for domains already running, as if they had just booted."""
+        for name in self._cameras:
+            try:
+                running = self._conn.lookupByName(name).isActive()
+            except self._libvirt.libvirtError:
+                continue
+            if running:
+                self._boot(name)
+
+    def _on_lifecycle(self, _conn, dom, event, _detail, _opaque):
+        name = dom.name()
+        if name not in self._cameras:
+            return
+        if event == self._libvirt.VIR_DOMAIN_EVENT_STARTED:
+            self._boot(name)
+        elif event in (self._libvirt.VIR_DOMAIN_EVENT_STOPPED, self._libvirt.VIR_DOMAIN_EVENT_CRASHED):
+            self._power_off(name)
+
+    def _boot(self, name):
+        with self._lock:
+            if name in self._timers or name in self._servers:
+                return
+            timer = threading.Timer(self._boot_delay, self._start_camds, args=(name,))
+            timer.daemon = True
+            self._timers[name] = timer
+        timer.start()
+
+    def _start_camds(self, name):
+        servers = []
+        for address, camera_id, behaviour in self._cameras[name]:
+            if behaviour == ANSWERS:
+                servers.append(SimulatedCamd(address, camera_id).start())
+            elif behaviour == HUNG:
+                servers.append(HungCamd(address).start())
+        with self._lock:
+            if self._timers.pop(name, None) is None:
+                stale = servers  # the VM stopped while booting
+            else:
+                stale, self._servers[name] = [], servers
+        for server in stale:
+            server.stop()
+
+    def _power_off(self, name):
+        with self._lock:
+            timer = self._timers.pop(name, None)
+            servers = self._servers.pop(name, [])
+        if timer is not None:
+            timer.cancel()
+        for server in servers:
+            server.stop()
+
+    def camds(self, name):
+        with self._lock:
+            return list(self._servers.get(name, []))
+
+    def close(self):
+        try:
+            self._conn.domainEventDeregisterAny(self._callback_id)
+        except self._libvirt.libvirtError:
+            pass
+        for name in list(self._cameras):
+            self._power_off(name)
