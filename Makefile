@@ -35,3 +35,6 @@ test: deps lint
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
+
+# Targets of their own (make run, make rpm, make install, make bench) live in mk/*.mk.
+include $(wildcard mk/*.mk)

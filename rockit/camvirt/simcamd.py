@@ -159,7 +159,9 @@ class CameraVMSimulator:
         if event == self._libvirt.VIR_DOMAIN_EVENT_STARTED:
             self._boot(name)
         elif event in (self._libvirt.VIR_DOMAIN_EVENT_STOPPED, self._libvirt.VIR_DOMAIN_EVENT_CRASHED):
-            self._power_off(name)
+            # Off the event loop thread: stopping a Pyro daemon takes a while, and in-process the
+            # loop is shared with camvirtd's own connection.
+            threading.Thread(target=self._power_off, args=(name,), daemon=True).start()
 
     def _boot(self, name):
         with self._lock:
