@@ -2,10 +2,12 @@
 a camvirtd served over Pyro4 on loopback, called through real Pyro proxies."""
 
 import os
+import random
 import re
 import socket
 import sys
 import threading
+import time
 import uuid
 
 import libvirt
@@ -26,10 +28,21 @@ TEST_URI = 'test:///default'
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+# Ports for servers the tests start later: below Linux's ephemeral range (32768-60999), so that no
+# client connection's local port can take one between choosing it and binding it.
+_PORT_RANGE = (20000, 32000)
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
+    """A loopback port that nothing listens on now, picked at random so parallel runs rarely meet."""
+    while True:
+        port = random.randrange(*_PORT_RANGE)
+        with socket.socket() as s:
+            try:
+                s.bind(('127.0.0.1', port))
+            except OSError:
+                continue
+            return port
 
 
 def define_test_domain(conn, name):
@@ -82,7 +95,8 @@ class World:
 
     def __init__(self, conn, domains=2, cameras_per_domain=1, behaviours=None, boot_delay=0.05,
                  control_machines=('LocalHost',), initialize_timeout=5, shutdown_timeout=3,
-                 camera_timeout=0.5, create_domains=True, shutdown_repeat_interval=1):
+                 camera_timeout=0.5, create_domains=True, shutdown_repeat_interval=1,
+                 libvirt_uri=TEST_URI):
         behaviours = behaviours or {}
         self.conn = conn
         tag = uuid.uuid4().hex[:8]
@@ -112,7 +126,7 @@ class World:
                 define_test_domain(conn, name)
         self.simulator = CameraVMSimulator(conn, sim_cameras, boot_delay)
         self.log = ListLog()
-        self.hypervisor = Hypervisor(TEST_URI, self.config.domains, self.log)
+        self.hypervisor = Hypervisor(libvirt_uri, self.config.domains, self.log)
         self.probe = CameraProbe(self.config.camera_timeout)
         self.daemon_object = CamvirtDaemon(self.config, self.hypervisor, self.probe, self.log)
         address = self.config.daemon
@@ -121,7 +135,8 @@ class World:
         self.hypervisor.start()
         self._thread = threading.Thread(target=self.pyro.requestLoop, daemon=True)
         self._thread.start()
-        assert self.hypervisor.wait_for(lambda states, connected: connected, _deadline(5))
+        if libvirt_uri == TEST_URI:
+            assert self.hypervisor.wait_for(lambda states, connected: connected, deadline(5))
 
     def proxy(self, timeout=30):
         proxy = Pyro4.Proxy(self.uri)
@@ -149,9 +164,18 @@ class World:
             remove_domain(self.conn, name)
 
 
-def _deadline(seconds):
-    import time
+def deadline(seconds):
     return time.monotonic() + seconds
+
+
+def wait_until(predicate, seconds=5, interval=0.01):
+    """Polls predicate until it is true or the deadline passes; returns its last value."""
+    end = deadline(seconds)
+    while True:
+        value = predicate()
+        if value or time.monotonic() > end:
+            return value
+        time.sleep(interval)
 
 
 @pytest.fixture(scope='session')

@@ -116,6 +116,10 @@ class HungCamd:
     def running(self):
         return self._listener is not None
 
+    def connections(self):
+        """How many connections it has accepted (and left unanswered)."""
+        return len(self._held)
+
 
 # Behaviours of a simulated camera VM's camd.
 ANSWERS = 'answers'   # serves report_status() once the VM has booted
