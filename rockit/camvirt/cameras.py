@@ -29,10 +29,10 @@ class CameraProbe:
         with self._lock:
             idle = self._idle.get(uri)
             if idle:
-                return idle.pop()
+                return idle.pop(), True
         proxy = Pyro4.Proxy(uri)
         proxy._pyroTimeout = self.timeout  # pylint: disable=protected-access
-        return proxy
+        return proxy, False
 
     def _give_back(self, uri, proxy):
         with self._lock:
@@ -44,11 +44,18 @@ class CameraProbe:
 
     def status(self, address):
         """camd's report_status() dict, or None when it does not answer properly within the timeout."""
-        proxy = self._take(address.uri)
+        proxy, reused = self._take(address.uri)
         try:
             status = proxy.report_status()
+        except Pyro4.errors.TimeoutError:
+            proxy._pyroRelease()  # pylint: disable=protected-access
+            return None
+        except Pyro4.errors.CommunicationError:
+            proxy._pyroRelease()  # pylint: disable=protected-access
+            # A kept connection that camd closed (it restarted) says nothing of camd now: ask anew.
+            return self.status(address) if reused else None
         except Exception:  # pylint: disable=broad-except
-            # Unreachable, timed out, or camd itself raised: to the dashboard all mean "not answering".
+            # camd itself raised: to the dashboard that means "not answering" too.
             proxy._pyroRelease()  # pylint: disable=protected-access
             return None
         self._give_back(address.uri, proxy)

@@ -159,15 +159,15 @@ class Hypervisor:
         conn.registerCloseCallback(self._on_close, None)
         self._callback_id = conn.domainEventRegisterAny(
             None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None)
-        with self._cond:
-            self._conn = conn
         for name in self._names:
             self._refresh(conn, name)
+        # Only now connected: a command must never act on states not yet read.
+        with self._cond:
+            self._conn = conn
+            self._cond.notify_all()
         if self._last_error is not None:
             self._log.info('reconnected to libvirt at {}'.format(self.uri))
         self._last_error = None
-        with self._cond:
-            self._cond.notify_all()
         return conn
 
     def _note_connect_failure(self, message):

@@ -199,6 +199,7 @@ class CamvirtDaemon:
         def vm_gone():
             return hypervisor.state(domain) != VMState.Running
 
+        self._probe.forget(camera.address)
         if wait_until_answering(self._probe, camera.address, deadline, vm_gone):
             return None
         if vm_gone():
@@ -261,6 +262,8 @@ class CamvirtDaemon:
 
     def _camera_status(self, camera, vm_state):
         if vm_state not in PROBED_VM_STATES:
+            # Connections kept from before the VM stopped are dead; start afresh when it runs again.
+            self._probe.forget(camera.address)
             return dict(OFFLINE_CAMERA_STATUS)
         status = self._probe.status(camera.address)
         if status is None:

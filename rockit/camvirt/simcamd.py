@@ -43,6 +43,27 @@ class SimulatedCamera:
         }
 
 
+class _ClosingDaemon(Pyro4.Daemon):
+    """A Pyro4 daemon that also drops its open client connections when it shuts down, as a camd
+    does when its VM powers off (Pyro's own shutdown leaves them being served)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._clients = set()
+
+    def _handshake(self, conn, denied_reason=None):  # pylint: disable=arguments-differ
+        self._clients.add(conn)
+        return super()._handshake(conn, denied_reason)
+
+    def clientDisconnect(self, conn):
+        self._clients.discard(conn)
+
+    def shutdown(self):
+        super().shutdown()
+        for conn in list(self._clients):
+            conn.close()
+
+
 class SimulatedCamd:
     """A Pyro4 daemon serving one SimulatedCamera at a registry address, on its own thread."""
 
@@ -53,7 +74,7 @@ class SimulatedCamd:
         self._thread = None
 
     def start(self):
-        self._daemon = Pyro4.Daemon(host=self.address.host, port=self.address.port)
+        self._daemon = _ClosingDaemon(host=self.address.host, port=self.address.port)
         self._daemon.register(self.camera, objectId=self.address.object_id)
         self._thread = threading.Thread(target=self._daemon.requestLoop, daemon=True,
                                         name='camd-' + self.address.object_id)
@@ -64,6 +85,7 @@ class SimulatedCamd:
         if self._daemon is not None:
             self._daemon.shutdown()
             self._thread.join(timeout=5)
+            self._daemon.unregister(self.camera)  # so that start() can serve it again
             self._daemon.close()
             self._daemon = None
 
