@@ -54,7 +54,8 @@ def watched(conn):
 
 
 def wait_state(hypervisor, name, state):
-    return hypervisor.wait_for(lambda states, connected: states[name].state == state, deadline(5))
+    return hypervisor.wait_for(lambda states, connected: connected and states[name].state == state,
+                               deadline(5))
 
 
 def test_follows_lifecycle_events(conn, watched):
