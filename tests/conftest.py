@@ -1,6 +1,7 @@
 """Shared fixtures: libvirt's test driver in-process, simulated camds on ephemeral loopback ports and
 a camvirtd served over Pyro4 on loopback, called through real Pyro proxies."""
 
+import json
 import os
 import random
 import re
@@ -146,6 +147,20 @@ class World:
     def call(self, method, *args, timeout=30):
         with self.proxy(timeout) as proxy:
             return getattr(proxy, method)(*args)
+
+    def client_env(self, folder):
+        """Environment for a ./camvirt process to reach this world: its config and a registry file
+        holding the world's ephemeral ports."""
+        daemons = {name: {'object_id': a.object_id, 'host': a.host, 'port': a.port}
+                   for name, a in ((n, self.registry.daemon(n)) for n in self.registry.daemon_names())}
+        machines = {'LocalHost': '127.0.0.1', 'Elsewhere': '10.255.255.1'}
+        registry_path = os.path.join(str(folder), 'registry.json')
+        config_path = os.path.join(str(folder), 'camvirtd.json')
+        with open(registry_path, 'w') as f:
+            json.dump({'daemons': daemons, 'machines': machines}, f)
+        with open(config_path, 'w') as f:
+            json.dump(self.data, f)
+        return dict(os.environ, CAMVIRTD_REGISTRY=registry_path, CAMVIRTD_CONFIG_PATH=config_path)
 
     def domain(self, name):
         return self.conn.lookupByName(name)
