@@ -97,7 +97,7 @@ class World:
     def __init__(self, conn, domains=2, cameras_per_domain=1, behaviours=None, boot_delay=0.05,
                  control_machines=('LocalHost',), initialize_timeout=5, shutdown_timeout=3,
                  camera_timeout=0.5, create_domains=True, shutdown_repeat_interval=1,
-                 libvirt_uri=TEST_URI):
+                 libvirt_uri=TEST_URI, extra_config=None):
         behaviours = behaviours or {}
         self.conn = conn
         tag = uuid.uuid4().hex[:8]
@@ -121,6 +121,7 @@ class World:
             'libvirt_uri': TEST_URI, 'camera_timeout': camera_timeout,
             'shutdown_repeat_interval': shutdown_repeat_interval, 'domains': domains_config,
         }
+        self.data.update(extra_config or {})
         self.config = parse_config(self.data, '<test config>', self.registry)
         if create_domains:
             for name in self.domain_names:

@@ -195,3 +195,51 @@ def test_a_paused_domain_is_resumed(make_world):
     dom.suspend()
     assert world.call('initialize') == CommandStatus.Succeeded
     assert dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING
+
+
+def test_forced_shutdown_powers_off_what_ignores_the_request(make_world):
+    """A paused guest cannot act on the power button: the nearest the test driver has to a guest
+    that ignores it."""
+    world = make_world(domains=2, shutdown_timeout=1)
+    assert world.call('initialize') == CommandStatus.Succeeded
+    world.domain(world.domain_names[0]).suspend()
+    assert world.call('shutdown') == CommandStatus.Failed
+    assert libvirt_states(world) == [True, False]
+    assert 'domain {} is still paused after 1 s'.format(world.domain_names[0]) in world.log.text()
+    assert world.call('shutdown', None, True) == CommandStatus.Succeeded
+    assert libvirt_states(world) == [False, False]
+    assert 'warning: shutdown: forced power-off of domain {}: still paused after 1 s'.format(
+        world.domain_names[0]) in world.log.text()
+
+
+def test_a_domain_that_stops_behind_our_back_is_reported(make_world):
+    world = make_world(domains=2)
+    assert world.call('initialize') == CommandStatus.Succeeded
+    world.domain(world.domain_names[1]).destroy()
+    assert wait_until(lambda: world.call('report_status')['domains'][1]['unexpected_stop'] is not None)
+    stop = world.call('report_status')['domains'][1]['unexpected_stop']
+    assert stop['state'] == VMState.ShutOff and stop['time'].endswith('+00:00')
+    assert 'error: domain {} stopped unexpectedly'.format(world.domain_names[1]) in world.log.text()
+    # A shutdown is expected to stop domains: no report then.
+    assert world.call('shutdown', [world.domain_names[0]]) == CommandStatus.Succeeded
+    assert world.call('report_status')['domains'][0]['unexpected_stop'] is None
+    # A successful initialize clears the record.
+    assert world.call('initialize') == CommandStatus.Succeeded
+    assert world.call('report_status')['domains'][1]['unexpected_stop'] is None
+
+
+def test_restart_crashed_restarts_within_the_hourly_budget(make_world, conn):
+    world = make_world(domains=1, extra_config={'restart_crashed': True, 'restart_crashed_per_hour': 1})
+    assert world.call('initialize') == CommandStatus.Succeeded
+    dom = world.domain(world.domain_names[0])
+    dom.destroy()
+    succeeded = 'initialize ({}) succeeded'.format(world.domain_names[0])
+    assert wait_until(lambda: world.log.text().count(succeeded) == 2)
+    assert 'initialize ({}) requested by camvirtd'.format(world.domain_names[0]) in world.log.text()
+    assert dom.isActive()
+    assert wait_until(lambda: world.call('report_status')['command'] is None)
+    assert world.call('report_camera_status', 'c1a')['vm_active'] is True
+    dom.destroy()
+    assert wait_until(lambda: 'not restarting domain {}: 1 automatic restarts in the last hour'.format(
+        world.domain_names[0]) in world.log.text())
+    assert not dom.isActive()

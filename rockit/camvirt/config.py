@@ -32,6 +32,9 @@ CONFIG_SCHEMA = {
         'log_daemon': {'type': 'string', 'minLength': 1},
         'camera_timeout': {'type': 'number', 'exclusiveMinimum': 0, 'maximum': 10},
         'shutdown_repeat_interval': {'type': 'number', 'minimum': 1},
+        'force_shutdown': {'type': 'boolean'},
+        'restart_crashed': {'type': 'boolean'},
+        'restart_crashed_per_hour': {'type': 'integer', 'minimum': 1},
     },
 }
 
@@ -72,6 +75,11 @@ class Config:
         self.log_daemon = registry.daemon(log_daemon) if registry.has_daemon(log_daemon) else None
         self.camera_timeout = data.get('camera_timeout', 1.0)
         self.shutdown_repeat_interval = data.get('shutdown_repeat_interval', 5)
+        # Power off (libvirt destroy) what is still running when shutdown_timeout passes.
+        self.force_shutdown = data.get('force_shutdown', False)
+        # Start again a domain that stops while it should run, at most this often an hour.
+        self.restart_crashed = data.get('restart_crashed', False)
+        self.restart_crashed_per_hour = data.get('restart_crashed_per_hour', 3)
         # domain name -> [Camera], in config order; camera id -> Camera
         self.domains = {}
         self.cameras = {}

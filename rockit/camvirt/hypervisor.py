@@ -105,6 +105,7 @@ class Hypervisor:
 
     def __init__(self, uri, domain_names, log):
         self.uri = uri
+        self._listeners = []
         self._names = list(domain_names)
         self._log = log
         self._cond = threading.Condition()
@@ -179,11 +180,9 @@ class Hypervisor:
         with self._cond:
             if self._conn is conn:
                 self._conn = None
-            now = time.time()
-            for name in self._names:
-                self._states[name] = DomainStatus(VMState.Unknown, now)
-            self._cond.notify_all()
+            changes = [self._set_state(name, VMState.Unknown) for name in self._names]
         _close_quietly(conn, self._callback_id)
+        self._report(changes)
 
     # --- libvirt callbacks (on the event loop thread) ---------------------------------------------
 
@@ -199,15 +198,29 @@ class Hypervisor:
             if name not in self._states:
                 return
             self._event_counts[name] += 1
-            self._set_state(name, state_after_event(self._states[name].state, event, detail))
+            change = self._set_state(name, state_after_event(self._states[name].state, event, detail))
+        self._report([change])
 
     # --- state ----------------------------------------------------------------------------------
 
     def _set_state(self, name, state):
-        """Records a state change; caller holds the condition."""
-        if self._states[name].state != state:
-            self._states[name] = DomainStatus(state, time.time())
+        """Records a state; caller holds the condition. Returns (name, old, new) or None."""
+        old = self._states[name].state
         self._cond.notify_all()
+        if old == state:
+            return None
+        self._states[name] = DomainStatus(state, time.time())
+        return name, old, state
+
+    def add_listener(self, listener):
+        """listener(name, old state, new state) is called after each state change, outside locks."""
+        self._listeners.append(listener)
+
+    def _report(self, changes):
+        for change in changes:
+            for listener in self._listeners:
+                if change is not None:
+                    listener(*change)
 
     def _refresh(self, conn, name):
         """Reads one domain's state from libvirt, unless an event overtook the read."""
@@ -220,8 +233,8 @@ class Hypervisor:
                 raise
             state = VMState.Missing
         with self._cond:
-            if self._event_counts[name] == count:
-                self._set_state(name, state)
+            change = self._set_state(name, state) if self._event_counts[name] == count else None
+        self._report([change])
 
     @property
     def connected(self):

@@ -16,10 +16,16 @@ import Pyro4
 
 from .cameras import wait_until_answering
 from .constants import OFFLINE_CAMERA_STATUS, CameraState, CommandStatus, VMState
+from .crashwatch import CrashWatch
+
+# Who a command that camvirtd starts itself (restart_crashed) is logged as coming from.
+SELF = 'camvirtd'
 
 # VM states in which a camd may be up: asked directly. Unknown means libvirt is unreachable, and
 # then camd itself is the best witness of whether its VM runs.
 PROBED_VM_STATES = frozenset([VMState.Running, VMState.ShuttingDown, VMState.Unknown])
+# How long libvirt may take to power off the domains a forced shutdown destroys.
+FORCED_POWER_OFF_TIMEOUT = 10
 
 
 def caller_ip():
@@ -50,6 +56,10 @@ def domains_still_up(names, states):
     return [name for name in names if states[name].state in VMState.ACTIVE]
 
 
+def describe_error(error):
+    return str(error) or type(error).__name__
+
+
 def run_parallel(function, items, timeout=None):
     """[function(item)] run on a thread each; an item still running at `timeout` gives TimeoutError
     as its result (its thread is left to finish: a libvirt call cannot be cancelled)."""
@@ -78,6 +88,7 @@ class Command:
         self.domains = domains
         self.status = None
         self.problems = []
+        self.warnings = []
 
     def describe(self):
         return '{} ({})'.format(self.name, ', '.join(self.domains))
@@ -95,36 +106,47 @@ class CamvirtDaemon:
         self._command_lock = threading.Lock()
         self._command = None
         self._last_command = None
+        self._crashes = CrashWatch(config.restart_crashed_per_hour)
+        hypervisor.add_listener(self._on_domain_change)
 
     # --- commands ---------------------------------------------------------------------------------
 
     @Pyro4.expose
     def initialize(self, domains=None):
         """Starts the VMs that are off and waits until every camd in them answers."""
-        with self._command_session('initialize', domains) as command:
+        return self._initialize(domains, caller_ip())
+
+    def _initialize(self, domains, caller):
+        with self._command_session('initialize', domains, caller) as command:
             if command.status is None:
                 deadline = time.monotonic() + self._config.initialize_timeout
                 command.problems += self._start_domains(command.domains, deadline)
                 command.problems += self._wait_for_cameras(command.domains, deadline)
+                if not command.problems:
+                    self._crashes.expect_running(command.domains)
         return command.status
 
     @Pyro4.expose
-    def shutdown(self, domains=None):
-        """Asks the running VMs to shut down and waits until they are off."""
-        with self._command_session('shutdown', domains) as command:
+    def shutdown(self, domains=None, force=None):
+        """Asks the running VMs to shut down and waits until they are off. With force (default: the
+        config's force_shutdown), powers off whatever still runs when shutdown_timeout passes."""
+        force = self._config.force_shutdown if force is None else bool(force)
+        with self._command_session('shutdown', domains, caller_ip()) as command:
             if command.status is None:
+                self._crashes.expect_off(command.domains)
                 deadline = time.monotonic() + self._config.shutdown_timeout
                 command.problems += self._stop_domains(command.domains, deadline)
+                if force and command.problems:
+                    command.problems = self._power_off(command)
         return command.status
 
     @contextlib.contextmanager
-    def _command_session(self, name, requested):
+    def _command_session(self, name, requested, ip):
         """Checks the caller, takes the command lock and logs the outcome. Yields a Command whose
         status is already set when the command is refused."""
         domains, unknown = select_domains(self._config.domains, requested)
         command = Command(name, domains)
-        ip = caller_ip()
-        if ip not in self._config.control_ips:
+        if ip != SELF and ip not in self._config.control_ips:
             self._log.warning('refused {} from {}: not a control machine'.format(name, ip))
             command.status = CommandStatus.InvalidControlIP
         elif unknown:
@@ -149,6 +171,8 @@ class CamvirtDaemon:
 
     def _finish(self, command):
         command.status = CommandStatus.Failed if command.problems else CommandStatus.Succeeded
+        for warning in command.warnings:
+            self._log.warning('{}: {}'.format(command.name, warning))
         for problem in command.problems:
             self._log.error('{}: {}'.format(command.name, problem))
         outcome = 'failed' if command.problems else 'succeeded'
@@ -176,7 +200,7 @@ class CamvirtDaemon:
             if isinstance(result, TimeoutError):
                 problems.append('libvirt did not start domain {} in time'.format(name))
             elif isinstance(result, Exception):
-                problems.append('cannot start domain {}: {}'.format(name, result))
+                problems.append('cannot start domain {}: {}'.format(name, describe_error(result)))
         return problems
 
     def _wait_for_cameras(self, names, deadline):
@@ -236,6 +260,45 @@ class CamvirtDaemon:
                 self._probe.forget(camera.address)
         return problems
 
+    def _power_off(self, command):
+        """Destroys the command's domains that are still up; returns the problems left after."""
+        still_up = domains_still_up(command.domains, self._hypervisor.states())
+        for name in still_up:
+            command.warnings.append('forced power-off of domain {}: still {} after {} s'.format(
+                name, self._hypervisor.state(name), self._config.shutdown_timeout))
+        deadline = time.monotonic() + FORCED_POWER_OFF_TIMEOUT
+        results = run_parallel(self._hypervisor.destroy_domain, still_up, FORCED_POWER_OFF_TIMEOUT)
+        problems = ['cannot power off domain {}: {}'.format(name, describe_error(result))
+                    for name, result in zip(still_up, results) if isinstance(result, Exception)]
+        self._hypervisor.wait_for(lambda states, connected: not connected or not domains_still_up(
+            still_up, states), deadline)
+        problems += self._libvirt_problem()
+        problems += ['domain {} is still {} after a forced power-off'.format(name, self._hypervisor.state(name))
+                     for name in domains_still_up(still_up, self._hypervisor.states())]
+        return problems
+
+    # --- crash awareness --------------------------------------------------------------------------
+
+    def _on_domain_change(self, name, _old, new):
+        """Called by the hypervisor on every state change (off the command threads)."""
+        command = self._command
+        if command is not None and name in command.domains:
+            return  # the command itself is changing it
+        if not self._crashes.observe(name, new, time.time()):
+            return
+        self._log.error('domain {} stopped unexpectedly: it is {} while it should run'.format(name, new))
+        if self._config.restart_crashed:
+            threading.Thread(target=self._restart_crashed, args=(name,), daemon=True).start()
+
+    def _restart_crashed(self, name):
+        if not self._crashes.take_restart(time.time()):
+            self._log.error('not restarting domain {}: {} automatic restarts in the last hour'.format(
+                name, self._config.restart_crashed_per_hour))
+            return
+        self._log.warning('restarting domain {} after its unexpected stop'.format(name))
+        if self._initialize([name], SELF) == CommandStatus.Blocked:
+            self._log.error('not restarting domain {}: another command is running'.format(name))
+
     def _request_shutdowns(self, names, deadline):
         results = run_parallel(self._hypervisor.request_shutdown, names, deadline - time.monotonic())
         problems = []
@@ -244,7 +307,7 @@ class CamvirtDaemon:
                     result.get_error_code() == libvirt.VIR_ERR_OPERATION_INVALID:
                 continue  # it stopped between our look and our request
             if isinstance(result, Exception):
-                problems.append('cannot shut down domain {}: {}'.format(name, result or 'timed out'))
+                problems.append('cannot shut down domain {}: {}'.format(name, describe_error(result)))
         return problems
 
     # --- queries ----------------------------------------------------------------------------------
@@ -281,10 +344,12 @@ class CamvirtDaemon:
         by_id = dict(zip((c.id for c in cameras), statuses))
         domains = []
         for name, domain_cameras in self._config.domains.items():
+            stop = self._crashes.unexpected_stop(name)
             domains.append({
                 'name': name,
                 'state': states[name].state,
                 'since': utc_iso(states[name].since),
+                'unexpected_stop': {'state': stop['state'], 'time': utc_iso(stop['time'])} if stop else None,
                 'cameras': [camera_entry(c, by_id[c.id]) for c in domain_cameras],
             })
         command = self._command

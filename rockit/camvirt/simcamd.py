@@ -164,6 +164,7 @@ class CameraVMSimulator:
         self._lock = threading.Lock()
         self._servers = {}   # domain -> [SimulatedCamd | HungCamd]
         self._timers = {}    # domain -> Timer
+        self._stopping = {}  # domain -> Thread stopping the camds of its last run
         self._cameras = cameras
         self._callback_id = conn.domainEventRegisterAny(
             None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None)
@@ -185,9 +186,7 @@ class CameraVMSimulator:
         if event == self._libvirt.VIR_DOMAIN_EVENT_STARTED:
             self._boot(name)
         elif event in (self._libvirt.VIR_DOMAIN_EVENT_STOPPED, self._libvirt.VIR_DOMAIN_EVENT_CRASHED):
-            # Off the event loop thread: stopping a Pyro daemon takes a while, and in-process the
-            # loop is shared with camvirtd's own connection.
-            threading.Thread(target=self._power_off, args=(name,), daemon=True).start()
+            self._power_off(name, wait=False)
 
     def _boot(self, name):
         with self._lock:
@@ -199,6 +198,10 @@ class CameraVMSimulator:
         timer.start()
 
     def _start_camds(self, name):
+        with self._lock:
+            stopping = self._stopping.pop(name, None)
+        if stopping is not None:
+            stopping.join()  # the last run's camds must let go of their ports first
         servers = []
         for address, camera_id, behaviour in self._cameras[name]:
             if behaviour == ANSWERS:
@@ -213,14 +216,19 @@ class CameraVMSimulator:
         for server in stale:
             server.stop()
 
-    def _power_off(self, name):
+    def _power_off(self, name, wait=True):
+        """Stops the domain's camds. Without wait, on a thread of its own: stopping a Pyro daemon
+        takes a while, and in-process libvirt's event loop is shared with camvirtd's connection."""
         with self._lock:
             timer = self._timers.pop(name, None)
             servers = self._servers.pop(name, [])
+            stopper = threading.Thread(target=lambda: [server.stop() for server in servers], daemon=True)
+            self._stopping[name] = stopper
         if timer is not None:
             timer.cancel()
-        for server in servers:
-            server.stop()
+        stopper.start()
+        if wait:
+            stopper.join()
 
     def camds(self, name):
         with self._lock:
