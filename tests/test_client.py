@@ -39,7 +39,56 @@ def test_init_status_kill(make_world, tmp_path):
 def test_failed_init_exits_non_zero(make_world, tmp_path):
     world = make_world(domains=1, behaviours={'c1a': ABSENT}, initialize_timeout=1)
     result = camvirt(world.client_env(tmp_path), 'init')
-    assert (result.returncode, result.stdout.strip()) == (1, 'command failed')
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    summary = lines[lines.index('command failed') + 1:]
+    assert len(summary) == 1 and summary[0].startswith('  camera c1a (camd_c1a at 127.0.0.1:')
+
+
+def test_init_shows_progress_while_it_waits(make_world, tmp_path):
+    world = make_world(domains=1, boot_delay=1.5)
+    result = camvirt(world.client_env(tmp_path), 'init')
+    assert result.returncode == 0
+    progress = [line for line in result.stdout.splitlines() if world.domain_names[0] in line]
+    assert progress and progress[0].split(None, 1)[1] == '{}: VM running; camera c1a OFFLINE'.format(
+        world.domain_names[0])
+    assert progress[0].split()[0].endswith('s')
+
+
+def test_kill_force_and_restart(make_world, tmp_path):
+    world = make_world(domains=2, shutdown_timeout=1)
+    env = world.client_env(tmp_path)
+    first, second = world.domain_names
+    assert camvirt(env, 'init').returncode == 0
+    world.domain(first).suspend()
+    result = camvirt(env, 'kill')
+    assert result.returncode == 1
+    assert '  domain {} is still paused after 1 s'.format(first) in result.stdout.splitlines()
+    assert camvirt(env, 'kill', '--force', first).returncode == 0
+    assert not world.domain(first).isActive()
+    result = camvirt(env, 'restart', second)
+    assert result.returncode == 0
+    assert result.stdout.splitlines().count('command completed successfully') == 2
+    assert world.domain(second).isActive() and not world.domain(first).isActive()
+
+
+def test_fleet_status_queries_every_config(make_world, tmp_path):
+    world = make_world(domains=1)
+    env = world.client_env(tmp_path)
+    assert camvirt(env, 'init').returncode == 0
+    down = tmp_path / 'down.json'
+    down.write_text(json.dumps(dict(world.data, daemon='camd_c1a')))  # a camd, not a camvirtd, answers
+    broken = tmp_path / 'broken.json'
+    broken.write_text('{')
+    env['CAMVIRTD_CONFIG_PATH'] = ':'.join([env['CAMVIRTD_CONFIG_PATH'], str(down), str(broken)])
+    rows = json.loads(camvirt(env, 'status', '--all', '--json').stdout)
+    assert rows[0] == {'host': 'camvirtd', 'domain': world.domain_names[0], 'vm_state': 'running',
+                       'camera': 'c1a', 'camera_state': 'IDLE'}
+    assert rows[1]['host'] == 'down' and rows[1]['domain'].startswith('not a camvirtd at 127.0.0.1:')
+    assert rows[2]['host'] == 'broken' and rows[2]['domain'].startswith('bad config: ')
+    table = camvirt(env, 'status', '--all').stdout.splitlines()
+    assert table[0].split() == ['HOST', 'DOMAIN', 'VM', 'STATE', 'CAMERA', 'CAMERA', 'STATE']
+    assert len(table) == 4
 
 
 def test_refused_ip_exits_10(make_world, tmp_path):

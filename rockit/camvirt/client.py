@@ -1,10 +1,13 @@
 """camvirt: the command line client of camvirtd."""
 
 import argparse
+import concurrent.futures
 import glob
 import json
 import os
 import sys
+import threading
+import time
 
 import Pyro4
 import Pyro4.errors
@@ -68,14 +71,83 @@ def exit_status(code):
     return code if 0 <= code < 256 else 1
 
 
-def run_command(config, method, timeout, domains):
-    args = (domains,) if domains else ()
+def progress_lines(before, after):
+    """What changed between two report_status() dicts, as (domain, text) pairs for progress output."""
+    old = {d['name']: d for d in before['domains']} if before else {}
+    changes = []
+    for domain in after['domains']:
+        cameras = ', '.join('camera {} {}'.format(c['id'], c['label']) for c in domain['cameras'])
+        text = 'VM {}; {}'.format(domain['state'], cameras)
+        previous = old.get(domain['name'])
+        if previous is None or (previous['state'], [c['label'] for c in previous['cameras']]) != \
+                (domain['state'], [c['label'] for c in domain['cameras']]):
+            changes.append((domain['name'], text))
+    return changes
+
+
+class ProgressWatcher:
+    """Prints each domain's progress while a blocking command runs, from report_status() polled on
+    a connection of its own."""
+
+    INTERVAL = 0.5
+
+    def __init__(self, config, domains, stream=None):
+        self._config = config
+        self._domains = set(domains) if domains else None
+        self._stream = stream or sys.stdout
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._start = time.monotonic()
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_):
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _watch(self):
+        last = None
+        color = self._stream.isatty()
+        while not self._stop.wait(self.INTERVAL):
+            try:
+                status = call_daemon(self._config, 'report_status', STATUS_TIMEOUT)
+            except Exception:  # pylint: disable=broad-except
+                continue  # progress is a courtesy; the command's own result is what counts
+            status['domains'] = [d for d in status['domains'] if self._domains is None or d['name'] in self._domains]
+            for name, text in progress_lines(last, status):
+                elapsed = '{:5.1f}s'.format(time.monotonic() - self._start)
+                print('{} {}: {}'.format(paint(elapsed, 'bold', color), name, text), file=self._stream, flush=True)
+            last = status
+
+
+def run_command(config, method, timeout, domains, *extra):
+    args = (domains or None,) + extra if (domains or extra) else ()
     try:
-        code = call_daemon(config, method, timeout + COMMAND_TIMEOUT_MARGIN, *args)
-    except Pyro4.errors.CommunicationError:
+        with ProgressWatcher(config, domains):
+            code = call_daemon(config, method, timeout + COMMAND_TIMEOUT_MARGIN, *args)
+    except Pyro4.errors.PyroError:  # unreachable, or something else answers there
         code = CommandStatus.CommunicationError
     print(CommandStatus.message(code))
+    if code == CommandStatus.Failed:
+        print_failure_summary(config)
     return exit_status(code)
+
+
+def print_failure_summary(config):
+    """Which domains or cameras did not make it, as camvirtd recorded them."""
+    try:
+        last = call_daemon(config, 'report_status', STATUS_TIMEOUT).get('last_command') or {}
+    except Pyro4.errors.PyroError:  # unreachable, or something else answers there
+        return
+    for problem in filter(None, (last.get('message') or '').split('; ')):
+        print('  ' + problem)
+
+
+def restart(config, domains):
+    code = run_command(config, 'shutdown', config.shutdown_timeout, domains)
+    return code if code else run_command(config, 'initialize', config.initialize_timeout, domains)
 
 
 def format_status_table(status, color):
@@ -111,7 +183,7 @@ def format_status_table(status, color):
 def show_status(config, as_json):
     try:
         status = call_daemon(config, 'report_status', STATUS_TIMEOUT)
-    except Pyro4.errors.CommunicationError:
+    except Pyro4.errors.PyroError:  # unreachable, or something else answers there
         print(CommandStatus.message(CommandStatus.CommunicationError))
         return EXIT_UNREACHABLE
     if as_json:
@@ -153,6 +225,52 @@ def show_config(config, as_json):
     return 0
 
 
+def fleet_config_paths(environ=None, config_dir=CONFIG_DIR):
+    environ = os.environ if environ is None else environ
+    if environ.get(CONFIG_ENV):
+        return [p for p in environ[CONFIG_ENV].split(':') if p]
+    return sorted(glob.glob(os.path.join(config_dir, '*.json')))
+
+
+def fleet_rows(path):
+    """Status rows (host, domain, VM state, camera, camera state) for one config, or its problem."""
+    name = os.path.splitext(os.path.basename(path))[0]
+    try:
+        config = load_config(path, load_registry())
+    except (ConfigError, RegistryError) as e:
+        return [(name, 'bad config: ' + str(e).splitlines()[0], '', '', '')]
+    try:
+        status = call_daemon(config, 'report_status', STATUS_TIMEOUT)
+    except Pyro4.errors.PyroError:  # unreachable, or something else answers there
+        return [(name, 'unreachable ({}:{})'.format(config.daemon.host, config.daemon.port), '', '', '')]
+    if not isinstance(status, dict) or 'domains' not in status:
+        return [(name, 'not a camvirtd at {}:{}'.format(config.daemon.host, config.daemon.port), '', '', '')]
+    rows = []
+    for domain in status['domains']:
+        state = domain['state'] if status['libvirt_connected'] else 'libvirt unreachable'
+        for camera in domain['cameras']:
+            rows.append((name, domain['name'], state, camera['id'], camera['label']))
+    return rows
+
+
+def show_fleet(as_json):
+    paths = fleet_config_paths()
+    if not paths:
+        print('camvirt: no configs found', file=sys.stderr)
+        return 1
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(paths)) as pool:
+        rows = [row for rows in pool.map(fleet_rows, paths) for row in rows]
+    if as_json:
+        keys = ('host', 'domain', 'vm_state', 'camera', 'camera_state')
+        print(json.dumps([dict(zip(keys, row)) for row in rows], indent=2))
+        return 0
+    table = [('HOST', 'DOMAIN', 'VM STATE', 'CAMERA', 'CAMERA STATE')] + rows
+    widths = [max(len(row[i]) for row in table) for i in range(5)]
+    for row in table:
+        print('  '.join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog='camvirt', description='Control the camera VMs through camvirtd.')
     commands = parser.add_subparsers(dest='command', metavar='COMMAND')
@@ -161,8 +279,14 @@ def build_parser():
     init.add_argument('domains', nargs='*', metavar='DOMAIN', help='only these domains (default: all)')
     kill = commands.add_parser('kill', help='shut the VMs down and wait until they are off')
     kill.add_argument('domains', nargs='*', metavar='DOMAIN', help='only these domains (default: all)')
+    kill.add_argument('--force', action='store_true',
+                      help='power off (libvirt destroy) what still runs when shutdown_timeout passes')
+    restart_parser = commands.add_parser('restart', help='kill, then init')
+    restart_parser.add_argument('domains', nargs='*', metavar='DOMAIN', help='only these domains (default: all)')
     status = commands.add_parser('status', help='show each VM and camera')
     status.add_argument('--json', action='store_true', help='print the raw status as JSON')
+    status.add_argument('--all', action='store_true',
+                        help='every config in /etc/camvirtd (or in CAMVIRTD_CONFIG_PATH, ":"-separated)')
     config = commands.add_parser('config', help='show the resolved config: server, port, domains')
     config.add_argument('--json', action='store_true', help='print as JSON')
     return parser
@@ -170,6 +294,8 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    if args.command == 'status' and args.all:
+        return show_fleet(args.json)
     try:
         config = load_client_config()
     except ClientError as e:
@@ -178,7 +304,10 @@ def main(argv=None):
     if args.command == 'init':
         return run_command(config, 'initialize', config.initialize_timeout, args.domains)
     if args.command == 'kill':
-        return run_command(config, 'shutdown', config.shutdown_timeout, args.domains)
+        extra = (True,) if args.force else ()
+        return run_command(config, 'shutdown', config.shutdown_timeout, args.domains, *extra)
+    if args.command == 'restart':
+        return restart(config, args.domains)
     if args.command == 'status':
         return show_status(config, args.json)
     return show_config(config, args.json)
