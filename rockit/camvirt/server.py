@@ -153,7 +153,9 @@ class CamvirtDaemon:
             self._log.warning('refused {}: unknown domain {}'.format(name, ', '.join(map(str, unknown))))
             command.status = CommandStatus.UnknownDomain
         elif not self._command_lock.acquire(blocking=False):
-            self._log.warning('refused {} from {}: {} is running'.format(name, ip, self._command.name))
+            running = self._command  # may be None for an instant while the holder starts or ends
+            self._log.warning('refused {} from {}: {} is running'.format(
+                name, ip, running.name if running else 'another command'))
             command.status = CommandStatus.Blocked
         if command.status is not None:
             yield command
