@@ -153,6 +153,9 @@ def test_initialize_and_shutdown_single_domains(make_world):
     assert libvirt_states(world) == [False, True]
     assert world.call('shutdown', second) == CommandStatus.Succeeded
     assert libvirt_states(world) == [False, False]
+    for nonsense in (5, {'a': 1}, [first, {'a': 1}], [None]):
+        assert world.call('initialize', nonsense) == CommandStatus.UnknownDomain
+    assert libvirt_states(world) == [False, False]
 
 
 def test_report_status_lists_domains_and_cameras(make_world):

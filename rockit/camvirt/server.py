@@ -44,7 +44,9 @@ def select_domains(configured, requested):
         return list(configured), []
     if isinstance(requested, str):
         requested = [requested]
-    unknown = [name for name in requested if name not in configured]
+    if not isinstance(requested, (list, tuple)):
+        return [], [requested]
+    unknown = [name for name in requested if not isinstance(name, str) or name not in configured]
     return [name for name in configured if name in requested], unknown
 
 
