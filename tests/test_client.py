@@ -156,6 +156,14 @@ def test_config_discovery(tmp_path):
         find_config_path({}, str(tmp_path))
 
 
+def test_status_table_shows_unexpected_stops():
+    status = {'libvirt_connected': True, 'libvirt_uri': 'x', 'command': None, 'last_command': None,
+              'domains': [{'name': 'cam1', 'state': 'crashed', 'since': 'T1',
+                           'unexpected_stop': {'state': 'crashed', 'time': 'T1'},
+                           'cameras': [{'id': 'cam1', 'label': 'OFFLINE'}]}]}
+    assert format_status_table(status, color=False)[-1] == 'domain cam1 stopped unexpectedly at T1 (crashed)'
+
+
 def test_status_table_colours_and_unreachable_libvirt():
     status = {'libvirt_connected': False, 'libvirt_uri': 'qemu:///system', 'command': None, 'last_command': None,
               'domains': [{'name': 'cam1', 'state': 'unknown', 'since': 'T',

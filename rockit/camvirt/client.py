@@ -172,6 +172,11 @@ def format_status_table(status, color):
             cells[1] = paint(cells[1], _VM_STATE_COLORS.get(row[1]), color)
             cells[4] = paint(cells[4], _CAMERA_STATE_COLORS.get(row[4], 'yellow'), color)
         lines.append('  '.join(cells).rstrip())
+    for domain in status['domains']:
+        stop = domain.get('unexpected_stop')
+        if stop:
+            lines.append(paint('domain {} stopped unexpectedly at {} ({})'.format(
+                domain['name'], stop['time'], stop['state']), 'red', color))
     last = status.get('last_command')
     if last:
         lines.append('last command: {} {} at {}{}'.format(
