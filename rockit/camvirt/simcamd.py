@@ -11,6 +11,7 @@ import threading
 import time
 
 import Pyro4
+import Pyro4.errors
 
 from .constants import CameraState
 
@@ -155,10 +156,12 @@ class CameraVMSimulator:
     up after boot_delay seconds; when it stops they go away. Works on any libvirt connection whose
     driver sends lifecycle events (the test driver in-process, or a libvirtd's)."""
 
-    def __init__(self, conn, cameras, boot_delay=2.0):
-        """cameras: {domain name: [(DaemonAddress, camera id, behaviour)]}"""
+    def __init__(self, conn, cameras, boot_delay=2.0, log=None):
+        """cameras: {domain name: [(DaemonAddress, camera id, behaviour)]}; log(line), when given, is
+        told what each guest does (the sandbox prints it)."""
         import libvirt  # pylint: disable=import-outside-toplevel
         self._libvirt = libvirt
+        self._log = log or (lambda _line: None)
         self._conn = conn
         self._boot_delay = boot_delay
         self._lock = threading.Lock()
@@ -202,12 +205,8 @@ class CameraVMSimulator:
             stopping = self._stopping.pop(name, None)
         if stopping is not None:
             stopping.join()  # the last run's camds must let go of their ports first
-        servers = []
-        for address, camera_id, behaviour in self._cameras[name]:
-            if behaviour == ANSWERS:
-                servers.append(SimulatedCamd(address, camera_id).start())
-            elif behaviour == HUNG:
-                servers.append(HungCamd(address).start())
+        servers = [server for server in (self._start_camd(name, *camera) for camera in self._cameras[name])
+                   if server is not None]
         with self._lock:
             if self._timers.pop(name, None) is None:
                 stale = servers  # the VM stopped while booting
@@ -215,6 +214,24 @@ class CameraVMSimulator:
                 stale, self._servers[name] = [], servers
         for server in stale:
             server.stop()
+
+    def _start_camd(self, name, address, camera_id, behaviour):
+        """The started camd server for one camera, or None (absent, or its port is taken)."""
+        where = '{}:{}'.format(address.host, address.port)
+        if behaviour == ABSENT:
+            self._log('{}: booted; camd of camera {} stays absent'.format(name, camera_id))
+            return None
+        try:
+            if behaviour == HUNG:
+                server = HungCamd(address).start()
+            else:
+                server = SimulatedCamd(address, camera_id).start()
+        except (OSError, Pyro4.errors.CommunicationError) as e:
+            self._log('{}: camd of camera {} cannot listen on {}: {}'.format(name, camera_id, where, e))
+            return None
+        self._log('{}: booted; camd of camera {} {} at {}'.format(
+            name, camera_id, 'hangs' if behaviour == HUNG else 'answers', server.address.uri))
+        return server
 
     def _power_off(self, name, wait=True):
         """Stops the domain's camds. Without wait, on a thread of its own: stopping a Pyro daemon
@@ -226,6 +243,8 @@ class CameraVMSimulator:
             self._stopping[name] = stopper
         if timer is not None:
             timer.cancel()
+        if timer is not None or servers:
+            self._log('{}: powered off; its camds are gone'.format(name))
         stopper.start()
         if wait:
             stopper.join()

@@ -1,0 +1,246 @@
+"""camvirt-sandbox CONFIG: a camera-VM world on one machine, to try camvirtd and to test it end to end.
+
+It runs a private libvirtd (privatelibvirtd.py), defines the config's domains on that libvirtd's shared
+test driver and plays their guests with CameraVMSimulator: a domain's camds come up a boot delay after
+it starts and go when it stops, at the registry's addresses. It supervises its libvirtd: when libvirtd
+dies (the tests kill it), it starts a new one on the same socket and defines the domains again (the
+test driver keeps them in libvirtd's memory), shut off, as a host's domains are after a libvirtd crash.
+"""
+
+import argparse
+import os
+import re
+import signal
+import sys
+import threading
+import time
+from urllib.parse import parse_qs, urlsplit
+
+import libvirt
+
+from .hypervisor import start_event_loop
+from .privatelibvirtd import SOCKET_NAME, LibvirtdError, PrivateLibvirtd, folder_problems, socket_in_use
+from .service import configure_pyro, load_or_exit
+from .simcamd import ABSENT, ANSWERS, HUNG, CameraVMSimulator
+
+DEFAULT_BOOT_DELAY = 2.0
+# A libvirtd that dies within this long of starting is restarted after a growing delay, not at once.
+SHORT_RUN = 1.0
+RESTART_MIN_DELAY = 0.5
+RESTART_MAX_DELAY = 5.0
+
+
+class SandboxError(Exception):
+    """A problem that stops the sandbox from starting; one line per problem."""
+
+
+def say(message):
+    try:
+        print(message, flush=True)
+    except OSError:
+        pass  # nobody reads our output any more (make run's reader went first): carry on stopping
+
+
+def folder_from_uri(uri):
+    """The folder of a test+unix:///default?socket=DIR/libvirt-sock URI, or None for another URI."""
+    parts = urlsplit(uri)
+    sockets = parse_qs(parts.query).get('socket', [])
+    if parts.scheme != 'test+unix' or parts.path != '/default' or len(sockets) != 1:
+        return None
+    if os.path.basename(sockets[0]) != SOCKET_NAME:
+        return None
+    return os.path.dirname(sockets[0])
+
+
+def sandbox_folder(config, given):
+    """The folder for the sandbox's sockets: --dir, else the one the config's libvirt_uri names."""
+    if given:
+        return os.path.abspath(given)
+    folder = folder_from_uri(config.libvirt_uri)
+    if folder is None:
+        raise SandboxError('{}: libvirt_uri {} is not a sandbox URI (test+unix:///default?socket=DIR/{}); '
+                           'give --dir'.format(config.path, config.libvirt_uri, SOCKET_NAME))
+    return folder
+
+
+def simulated_cameras(config, hung, absent):
+    """{domain: [(address, camera id, behaviour)]} for CameraVMSimulator; SandboxError names a
+    --hung or --absent camera that the config does not have."""
+    unknown = [c for c in hung + absent if c not in config.cameras]
+    if unknown:
+        raise SandboxError('{}: no camera {} in the config (it has {})'.format(
+            config.path, ', '.join(unknown), ', '.join(sorted(config.cameras))))
+    behaviour = dict([(c, HUNG) for c in hung] + [(c, ABSENT) for c in absent])
+    return {name: [(c.address, c.id, behaviour.get(c.id, ANSWERS)) for c in cameras]
+            for name, cameras in config.domains.items()}
+
+
+def define_domains(conn, names):
+    """Defines each named domain that does not exist yet, copied from the test driver's 'test'."""
+    template = conn.lookupByName('test').XMLDesc()
+    template = re.sub(r'<uuid>[^<]*</uuid>', '', template)
+    for name in names:
+        try:
+            conn.lookupByName(name)
+            continue
+        except libvirt.libvirtError as e:
+            if e.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                raise
+        conn.defineXML(re.sub(r'<name>[^<]*</name>', '<name>{}</name>'.format(name), template, count=1))
+
+
+class Sandbox:
+    """Keeps a private libvirtd, the domains on it and the simulated guests going until stop()."""
+
+    def __init__(self, folder, cameras, boot_delay, on_failure):
+        self.libvirtd = PrivateLibvirtd(folder)
+        self._cameras = cameras
+        self._boot_delay = boot_delay
+        self._on_failure = on_failure
+        self._stopping = threading.Event()
+        self.error = None
+        self._thread = threading.Thread(target=self._supervise, name='sandbox', daemon=True)
+
+    def start(self):
+        self._thread.start()
+
+    def stop(self):
+        self._stopping.set()
+        self.libvirtd.stop()
+        self._thread.join(timeout=30)
+
+    def _supervise(self):
+        """Runs on its own thread: libvirtd's parent-death signal is tied to the thread that started it."""
+        delay, first = RESTART_MIN_DELAY, True
+        while not self._stopping.is_set():
+            started = time.monotonic()
+            try:
+                conn, simulator = self._bring_up()
+            except (LibvirtdError, libvirt.libvirtError) as e:
+                if first or self._stopping.is_set():
+                    self.error = 'camvirt-sandbox: {}'.format(e)
+                    self._on_failure()
+                    return
+                say('sandbox: libvirtd did not start again: {}; next try in {} s'.format(e, delay))
+                self._stopping.wait(delay)
+                delay = min(delay * 2, RESTART_MAX_DELAY)
+                continue
+            self._announce(first)
+            first = False
+            status = self.libvirtd.wait()
+            _close_quietly(simulator, conn)
+            if self._stopping.is_set():
+                return
+            say('sandbox: libvirtd {}: {}; restarting it'.format(describe_exit(status), self.libvirtd.last_words()))
+            if time.monotonic() - started < SHORT_RUN:
+                self._stopping.wait(delay)
+                delay = min(delay * 2, RESTART_MAX_DELAY)
+            else:
+                delay = RESTART_MIN_DELAY
+
+    def _bring_up(self):
+        conn = self.libvirtd.start()
+        try:
+            define_domains(conn, list(self._cameras))
+            simulator = CameraVMSimulator(conn, self._cameras, self._boot_delay, log=say)
+        except libvirt.libvirtError:
+            conn.close()
+            self.libvirtd.kill()
+            raise
+        # The shared test driver forgets its domains when its last client goes: this connection,
+        # open until libvirtd stops, keeps them.
+        simulator.sync()
+        return conn, simulator
+
+    def _announce(self, first):
+        domains = ', '.join(self._cameras)
+        if first:
+            say('sandbox ready: libvirt {} domains {} (libvirtd pid {})'.format(
+                self.libvirtd.uri, domains, self.libvirtd.pid))
+        else:
+            say('sandbox: libvirtd restarted (pid {}); domains {} defined again'.format(
+                self.libvirtd.pid, domains))
+
+
+def describe_exit(status):
+    if status < 0:
+        return 'was killed by {}'.format(signal.Signals(-status).name)
+    return 'exited with status {}'.format(status)
+
+
+def _close_quietly(simulator, conn):
+    simulator.close()  # stops the camds: the guests went down with libvirtd
+    try:
+        conn.close()
+    except libvirt.libvirtError:
+        pass
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(
+        prog='camvirt-sandbox',
+        description='Run a private libvirtd with the config\'s domains and simulated camera VMs.')
+    parser.add_argument('config', help='camvirtd config whose domains and cameras to simulate')
+    parser.add_argument('--dir', help='folder for libvirtd\'s sockets and pid file (default: the folder of '
+                                      'the socket in the config\'s libvirt_uri)')
+    parser.add_argument('--boot-delay', type=float, default=DEFAULT_BOOT_DELAY, metavar='SECONDS',
+                        help='seconds from a domain starting to its camds answering (default %(default)s)')
+    parser.add_argument('--hung', action='append', default=[], metavar='CAMERA_ID',
+                        help='this camera\'s camd accepts connections and never answers (repeatable)')
+    parser.add_argument('--absent', action='append', default=[], metavar='CAMERA_ID',
+                        help='this camera\'s camd never comes up (repeatable)')
+    args = parser.parse_args(argv)
+    if args.boot_delay < 0:
+        parser.error('--boot-delay must not be negative')
+    return args
+
+
+def prepare(args):
+    """(folder, cameras, whether we made the folder) for the sandbox, or exit 1 with the problems."""
+    config = load_or_exit(args.config)
+    try:
+        folder = sandbox_folder(config, args.dir)
+        cameras = simulated_cameras(config, args.hung, args.absent)
+    except SandboxError as e:
+        fail(str(e))
+    problems = folder_problems(folder)
+    if problems:
+        fail('\n'.join('camvirt-sandbox: ' + p for p in problems))
+    if socket_in_use(os.path.join(folder, SOCKET_NAME)):
+        fail('camvirt-sandbox: {} is in use: another sandbox runs there (give --dir)'.format(
+            os.path.join(folder, SOCKET_NAME)))
+    made = not os.path.isdir(folder)
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        fail('camvirt-sandbox: cannot make {}: {}'.format(folder, e.strerror))
+    return folder, cameras, made
+
+
+def fail(message):
+    print(message, file=sys.stderr)
+    sys.exit(1)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    folder, cameras, made_folder = prepare(args)
+    configure_pyro()
+    start_event_loop()  # before any connection opens, or its events go nowhere
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    sandbox = Sandbox(folder, cameras, args.boot_delay, on_failure=stop.set)
+    sandbox.start()
+    stop.wait()
+    sandbox.stop()
+    if made_folder:
+        try:
+            os.rmdir(folder)
+        except OSError:
+            pass  # someone else put files there: theirs to remove
+    if sandbox.error:
+        print(sandbox.error, file=sys.stderr)
+        return 1
+    say('sandbox stopped')
+    return 0
