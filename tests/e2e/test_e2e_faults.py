@@ -45,6 +45,31 @@ def test_libvirtd_killed_and_restarted_under_a_running_camvirtd(make_world):
     print('camvirtd truthful again {:.2f} s after libvirtd was killed'.format(reconnect_seconds))
 
 
+def test_while_libvirtd_is_down_status_says_so_and_commands_fail_at_once(make_world):
+    world = make_world(initialize_timeout=20, shutdown_timeout=20).start()
+    # Freezing the sandbox keeps it from restarting libvirtd until we let it.
+    world.sandbox.signal(signal.SIGSTOP)
+    try:
+        os.kill(world.libvirtd_pid(), signal.SIGKILL)
+        assert wait_until(lambda: world.report_status()['libvirt_connected'] is False, 10)
+        status = world.status()
+        assert domain_states(status) == {'cam1': 'unknown', 'cam2': 'unknown'}
+        assert camera_labels(status) == {'cam1': 'OFFLINE', 'cam2': 'OFFLINE'}
+        table = world.camvirt('status').stdout
+        assert 'libvirt at {} is unreachable'.format(world.uri) in table
+        for command in ('init', 'kill'):
+            started = time.monotonic()
+            result = world.camvirt(command)
+            assert result.returncode == 1, result.stdout + result.stderr
+            assert 'libvirt at {} is unreachable'.format(world.uri) in result.stdout
+            assert time.monotonic() - started < 5  # not its 20 s timeout
+    finally:
+        world.sandbox.signal(signal.SIGCONT)
+    assert world.sandbox.out.wait_for(r'^sandbox: libvirtd restarted', 15)
+    assert wait_until(lambda: world.report_status()['libvirt_connected'], 10)
+    assert world.camvirt('init').returncode == 0
+
+
 def test_a_vm_destroyed_behind_camvirtds_back_shows_off(make_world):
     world = make_world().start()
     assert world.camvirt('init').returncode == 0
