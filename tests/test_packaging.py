@@ -1,0 +1,150 @@
+"""Packaging as an operator meets it: the five RPMs, the systemd unit, bash completion, make install,
+and camvirtd telling systemd when it is ready."""
+
+import glob
+import json
+import os
+import socket
+import subprocess
+import sys
+import tarfile
+
+import pytest
+
+from conftest import REPO, free_port
+
+PACKAGES = {
+    'rockit-camvirt-server': (['/usr/bin/camvirtd', '/usr/lib/systemd/system/camvirtd@.service'],
+                              {'python3-rockit-camvirt', 'python3-libvirt'}),
+    'rockit-camvirt-client': (['/usr/bin/camvirt', '/etc/bash_completion.d/camvirt'], {'python3-rockit-camvirt'}),
+    'rockit-camvirt-data-clasp': (['/etc/camvirtd/clasp_das.json', '/etc/camvirtd/clasp_tcs.json'], set()),
+    'rockit-camvirt-data-superwasp': (['/etc/camvirtd/superwasp_das1.json', '/etc/camvirtd/superwasp_das2.json'],
+                                      set()),
+    'python3-rockit-camvirt': (None, {'python3-Pyro4', 'python3-jsonschema'}),
+}
+
+
+def run(args, **kwargs):
+    return subprocess.run(args, capture_output=True, text=True, check=True, **kwargs)
+
+
+@pytest.fixture(scope='module')
+def rpms(tmp_path_factory):
+    out = tmp_path_factory.mktemp('rpms')
+    run(['make', '-s', 'rpm', 'RPM_OUT={}'.format(out / 'out'), 'RPM_TOP={}'.format(out / 'top')], cwd=REPO)
+    found = {}
+    for path in glob.glob(str(out / 'out' / '*.rpm')):
+        found[run(['rpm', '-qp', '--qf', '%{NAME}', path]).stdout] = path
+    return found
+
+
+def test_five_packages_with_their_files_and_requires(rpms):
+    assert set(rpms) == set(PACKAGES)
+    for name, (files, requires) in PACKAGES.items():
+        listed = run(['rpm', '-qlp', rpms[name]]).stdout.split()
+        needed = {line.split()[0] for line in run(['rpm', '-qp', '--requires', rpms[name]]).stdout.splitlines()
+                  if not line.startswith(('rpmlib(', '/usr/bin/env', 'config(', 'python(abi)'))}
+        assert needed == requires, name
+        if files is not None:
+            assert sorted(listed) == sorted(files), name
+    python_files = run(['rpm', '-qlp', rpms['python3-rockit-camvirt']]).stdout.split()
+    sitelib = os.path.commonpath(python_files)
+    assert sitelib.endswith('site-packages/rockit/camvirt')
+    assert not any(path.endswith('rockit/__init__.py') for path in python_files)  # a namespace package
+    assert sitelib + '/data/registry.json' in python_files
+
+
+def unpack(rpm, folder):
+    archive = folder / (os.path.basename(rpm) + '.tgz')
+    with open(archive, 'wb') as out:
+        subprocess.run(['rpm2archive', '-'], stdin=open(rpm, 'rb'), stdout=out, check=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(folder)
+
+
+def test_python_package_imports_from_the_unpacked_rpm(rpms, tmp_path):
+    unpack(rpms['python3-rockit-camvirt'], tmp_path)
+    unpack(rpms['rockit-camvirt-data-superwasp'], tmp_path)
+    sitelib = glob.glob(str(tmp_path / 'usr/lib/python3*/site-packages'))[0]
+    script = ('import rockit.camvirt.config as c, rockit.camvirt.registry as r; '
+              'print(c.__file__); print(c.load_config("{}", r.load_registry()).daemon.uri)'.format(
+                  tmp_path / 'etc/camvirtd/superwasp_das1.json'))
+    env = dict(os.environ, PYTHONPATH=sitelib, CAMVIRTD_REGISTRY='')
+    out = run([sys.executable, '-c', script], env=env, cwd=str(tmp_path)).stdout.split()
+    assert out == [sitelib + '/rockit/camvirt/config.py', 'PYRO:superwasp_camvirt_daemon_das1@10.2.6.173:9012']
+
+
+def test_systemd_unit_verifies(tmp_path):
+    with open(os.path.join(REPO, 'camvirtd@.service')) as f:
+        unit = f.read()
+    assert 'ExecStart=/usr/bin/camvirtd /etc/camvirtd/%i.json' in unit
+    assert 'Type=notify' in unit and 'Restart=on-failure' in unit and 'After=libvirtd.service' in unit
+    # The verifier checks that ExecStart's program exists: point it at the clone's.
+    good = tmp_path / 'camvirtd@test.service'
+    good.write_text(unit.replace('/usr/bin/camvirtd', os.path.join(REPO, 'camvirtd')))
+    result = subprocess.run(['systemd-analyze', 'verify', str(good)], capture_output=True, text=True)
+    assert (result.returncode, result.stderr) == (0, '')
+    broken = tmp_path / 'broken@test.service'
+    broken.write_text(good.read_text().replace('Type=notify', 'Type=notifyy'))
+    result = subprocess.run(['systemd-analyze', 'verify', str(broken)], capture_output=True, text=True)
+    assert 'Failed to parse service type' in result.stderr
+
+
+def test_camvirtd_tells_systemd_when_it_serves(tmp_path):
+    registry = tmp_path / 'registry.json'
+    port = free_port()
+    registry.write_text(json.dumps({'daemons': {
+        'camvirt': {'object_id': 'camvirt_daemon', 'host': 'LocalHost', 'port': port},
+        'cam': {'object_id': 'cam', 'host': 'LocalHost', 'port': free_port()}}}))
+    config = tmp_path / 'c.json'
+    config.write_text(json.dumps({'daemon': 'camvirt', 'log_name': 'x', 'control_machines': ['LocalHost'],
+                                  'initialize_timeout': 1, 'shutdown_timeout': 1, 'libvirt_uri': 'test:///default',
+                                  'log_daemon': 'cam', 'domains': {'test': {'cam1': 'cam'}}}))
+    notify_path = str(tmp_path / 'notify')
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(notify_path)
+        notify.settimeout(20)
+        env = dict(os.environ, NOTIFY_SOCKET=notify_path, CAMVIRTD_REGISTRY=str(registry))
+        daemon = subprocess.Popen([os.path.join(REPO, 'camvirtd'), str(config)], env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert notify.recv(100) == b'READY=1'
+            # Ready means serving: a connection is accepted at once.
+            socket.create_connection(('127.0.0.1', port), timeout=2).close()
+            daemon.terminate()
+            assert notify.recv(100) == b'STOPPING=1'
+            assert daemon.wait(10) == 0
+        finally:
+            daemon.kill()
+            daemon.communicate()
+
+
+def complete(line, env):
+    script = 'source {}; COMP_WORDS=({}); COMP_CWORD={}; _camvirt; echo "${{COMPREPLY[@]}}"'.format(
+        os.path.join(REPO, 'completion', 'camvirt'), line, len(line.split()) - (0 if line.endswith(' ') else 1))
+    if line.endswith(' '):
+        script = script.replace('COMP_WORDS=({})'.format(line), 'COMP_WORDS=({} "")'.format(line))
+    return sorted(run(['bash', '-c', script], env=env).stdout.split())
+
+
+def test_bash_completion():
+    env = dict(os.environ, PATH=REPO + ':' + os.environ['PATH'], CAMVIRTD_REGISTRY='',
+               CAMVIRTD_CONFIG_PATH=os.path.join(REPO, 'config', 'test.json'))
+    assert complete('camvirt ', env) == ['config', 'init', 'kill', 'restart', 'status']
+    assert complete('camvirt st', env) == ['status']
+    assert complete('camvirt init ', env) == ['cam1', 'cam2']
+    assert complete('camvirt kill ', env) == ['--force', 'cam1', 'cam2']
+    assert complete('camvirt kill c', env) == ['cam1', 'cam2']
+    assert complete('camvirt status --', env) == ['--all', '--json']
+
+
+def test_make_install_into_destdir(tmp_path):
+    run(['make', '-s', 'install', 'DESTDIR={}'.format(tmp_path), 'CONFIG=superwasp_das1',
+         'SITELIB=/usr/lib/python3.9/site-packages'], cwd=REPO)
+    for path in ['usr/bin/camvirtd', 'usr/bin/camvirt', 'usr/lib/systemd/system/camvirtd@.service',
+                 'etc/bash_completion.d/camvirt', 'etc/camvirtd/superwasp_das1.json',
+                 'usr/lib/python3.9/site-packages/rockit/camvirt/server.py',
+                 'usr/lib/python3.9/site-packages/rockit/camvirt/data/registry.json']:
+        assert (tmp_path / path).exists(), path
+    assert os.access(tmp_path / 'usr/bin/camvirtd', os.X_OK)
+    assert os.listdir(tmp_path / 'etc/camvirtd') == ['superwasp_das1.json']
