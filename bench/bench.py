@@ -1,0 +1,472 @@
+"""camvirtd's benchmark: how late it notices ready and stopped VMs, what it costs the dashboard, and
+what it costs the host. Prints a table and writes bench/results.json (see README, "Performance").
+
+    .venv/bin/python bench/bench.py [--smoke] [--output PATH]
+
+Readiness and shutdown lag run camvirtd in this process on libvirt's test driver, called through a
+real Pyro proxy; camds are SimulatedCamd servers the bench starts itself. Passthrough, hung camera and
+resources run ./camvirtd, the camds and the load clients as separate processes on loopback.
+"""
+
+import argparse
+import concurrent.futures
+import json
+import os
+import random
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+import libvirt  # noqa: E402
+import Pyro4  # noqa: E402
+
+from rockit.camvirt.cameras import CameraProbe  # noqa: E402
+from rockit.camvirt.config import parse_config  # noqa: E402
+from rockit.camvirt.hypervisor import Hypervisor, start_event_loop  # noqa: E402
+from rockit.camvirt.obslog import ObservatoryLog  # noqa: E402
+from rockit.camvirt.registry import Registry  # noqa: E402
+from rockit.camvirt.server import CamvirtDaemon  # noqa: E402
+from rockit.camvirt.service import configure_pyro  # noqa: E402
+from rockit.camvirt.simcamd import SimulatedCamd  # noqa: E402
+
+TEST_URI = 'test:///default'
+PYTHON = sys.executable
+
+
+def free_port():
+    with socket.socket() as s:
+        while True:
+            port = random.randrange(20000, 32000)
+            try:
+                s.bind(('127.0.0.1', port))
+                return port
+            except OSError:
+                continue
+
+
+def percentile(values, p):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100.0 * (len(ordered) - 1))))]
+
+
+def ms(seconds):
+    return round(seconds * 1000.0, 2)
+
+
+def parallel(function, items):
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(items))) as pool:
+        return list(pool.map(function, items))
+
+
+def wait_until(predicate, seconds=10):
+    end = time.monotonic() + seconds
+    while not predicate():
+        if time.monotonic() > end:
+            raise RuntimeError('timed out waiting')
+        time.sleep(0.002)
+
+
+class QuietLog(ObservatoryLog):
+    """An observatory log without a log daemon that keeps the table of figures readable."""
+
+    def __init__(self):
+        super().__init__('bench', None, stream=open(os.devnull, 'w'))
+
+
+class InProcessWorld:
+    """N domains (one camera each) on the test driver and a camvirtd serving them on loopback."""
+
+    def __init__(self, conn, n):
+        self.conn = conn
+        tag = uuid.uuid4().hex[:6]
+        self.names = ['bench-{}-{}'.format(tag, i) for i in range(n)]
+        registry = Registry(machines={'LocalHost': '127.0.0.1'})
+        registry.merge({'camvirt': ('camvirt_' + tag, '127.0.0.1', free_port())}, {})
+        domains = {}
+        for i, name in enumerate(self.names):
+            registry.merge({'camd{}'.format(i): ('camd_{}_{}'.format(tag, i), '127.0.0.1', free_port())}, {})
+            domains[name] = {'cam{}'.format(i): 'camd{}'.format(i)}
+            xml = conn.lookupByName('test').XMLDesc()
+            xml = re.sub(r'<uuid>[^<]*</uuid>', '', xml)
+            conn.defineXML(re.sub(r'<name>[^<]*</name>', '<name>{}</name>'.format(name), xml, count=1))
+        data = {'daemon': 'camvirt', 'log_name': 'bench', 'control_machines': ['LocalHost'],
+                'initialize_timeout': 30, 'shutdown_timeout': 30, 'libvirt_uri': TEST_URI, 'domains': domains}
+        self.config = parse_config(data, '<bench>', registry)
+        self.camds = [SimulatedCamd(self.config.cameras['cam{}'.format(i)].address, 'cam{}'.format(i))
+                      for i in range(n)]
+        self.hypervisor = Hypervisor(TEST_URI, self.config.domains, QuietLog())
+        self.probe = CameraProbe(self.config.camera_timeout)
+        self.pyro = Pyro4.Daemon(host='127.0.0.1', port=self.config.daemon.port)
+        self.uri = self.pyro.register(CamvirtDaemon(self.config, self.hypervisor, self.probe, QuietLog()),
+                                      objectId=self.config.daemon.object_id)
+        self.hypervisor.start()
+        threading.Thread(target=self.pyro.requestLoop, daemon=True).start()
+        wait_until(lambda: self.hypervisor.connected)
+        self.stopped_at = {}
+        self._callback = conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._event, None)
+
+    def _event(self, _conn, dom, event, _detail, _opaque):
+        if event == libvirt.VIR_DOMAIN_EVENT_STOPPED:
+            self.stopped_at[dom.name()] = time.perf_counter()
+
+    def proxy(self):
+        proxy = Pyro4.Proxy(self.uri)
+        proxy._pyroTimeout = 60  # pylint: disable=protected-access
+        return proxy
+
+    def domains(self):
+        return [self.conn.lookupByName(name) for name in self.names]
+
+    def reset(self):
+        """Every domain off and every camd stopped."""
+        for dom in self.domains():
+            if dom.isActive():
+                dom.destroy()
+        parallel(lambda camd: camd.stop(), self.camds)
+
+    def all_active(self):
+        return all(dom.isActive() for dom in self.domains())
+
+    def readiness_lag(self, proxy):
+        """initialize() return time minus the moment the last camd started listening."""
+        self.reset()
+        result = {}
+
+        def call():
+            result['code'] = proxy.initialize()
+            result['at'] = time.perf_counter()
+
+        caller = threading.Thread(target=call)
+        caller.start()
+        wait_until(self.all_active)
+        parallel(lambda camd: camd.start(), self.camds[:-1])
+        time.sleep(random.uniform(0.02, 0.08))  # the last camd comes up a little later, at a random phase
+        self.camds[-1].start()
+        last = time.perf_counter()
+        caller.join()
+        if result['code'] != 0:
+            raise RuntimeError('initialize returned {}'.format(result['code']))
+        return result['at'] - last
+
+    def shutdown_lag(self, proxy):
+        """shutdown() return time minus the last domain's STOPPED event as this process saw it."""
+        if not self.all_active():
+            parallel(lambda camd: camd.start() if not camd.running else None, self.camds)
+            proxy.initialize()
+        self.stopped_at.clear()
+        code = proxy.shutdown()
+        returned = time.perf_counter()
+        wait_until(lambda: len(self.stopped_at) == len(self.names))
+        if code != 0:
+            raise RuntimeError('shutdown returned {}'.format(code))
+        return returned - max(self.stopped_at.values())
+
+    def close(self):
+        self.reset()
+        self.conn.domainEventDeregisterAny(self._callback)
+        self.pyro.shutdown()
+        self.hypervisor.stop()
+        self.probe.close()
+        for dom in self.domains():
+            dom.undefine()
+
+
+def baseline_probe(address):
+    """The old daemon's probe: a fresh proxy with a 1 s timeout."""
+    try:
+        with Pyro4.Proxy(address.uri) as proxy:
+            proxy._pyroTimeout = 1  # pylint: disable=protected-access
+            proxy.report_status()
+        return True
+    except Exception:  # pylint: disable=broad-except
+        return False
+
+
+def baseline_readiness_lag(world):
+    """A loop that checks every second, serially, that every VM runs and every camd answers."""
+    world.reset()
+    for dom in world.domains():
+        dom.create()
+    addresses = [camd.address for camd in world.camds]
+    done = {}
+
+    def poll():
+        while True:
+            if world.all_active() and all(baseline_probe(a) for a in addresses):
+                done['at'] = time.perf_counter()
+                return
+            time.sleep(1)
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    parallel(lambda camd: camd.start(), world.camds[:-1])
+    time.sleep(random.uniform(0, 1))
+    world.camds[-1].start()
+    last = time.perf_counter()
+    poller.join()
+    return done['at'] - last
+
+
+def baseline_shutdown_lag(world):
+    """The same loop, already running at its own 1 s rhythm, waiting for every VM to be off after the
+    bench asks each to shut down."""
+    if not world.all_active():
+        for dom in world.domains():
+            if not dom.isActive():
+                dom.create()
+    world.stopped_at.clear()
+    done = {}
+
+    def poll():
+        while not all(not dom.isActive() for dom in world.domains()):
+            time.sleep(1)
+        done['at'] = time.perf_counter()
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    time.sleep(random.uniform(0, 1))  # the requests reach the loop at a random phase
+    for dom in world.domains():
+        dom.shutdown()
+    poller.join()
+    wait_until(lambda: len(world.stopped_at) == len(world.names))
+    return done['at'] - max(world.stopped_at.values())
+
+
+def measure_lags(conn, sizes, runs, baseline_size, baseline_runs):
+    readiness, shutdown, baseline = {}, {}, {}
+    for n in sizes:
+        world = InProcessWorld(conn, n)
+        try:
+            with world.proxy() as proxy:
+                ready = [world.readiness_lag(proxy) for _ in range(runs)]
+                stop = [world.shutdown_lag(proxy) for _ in range(runs)]
+            readiness[str(n)] = {'p50': ms(percentile(ready, 50)), 'p99': ms(percentile(ready, 99))}
+            shutdown[str(n)] = {'p50': ms(percentile(stop, 50)), 'p99': ms(percentile(stop, 99))}
+            if n == baseline_size:
+                old_ready = [baseline_readiness_lag(world) for _ in range(baseline_runs)]
+                old_stop = [baseline_shutdown_lag(world) for _ in range(baseline_runs)]
+                baseline = {
+                    'domains': n,
+                    'readiness_lag_ms': {'p50': ms(percentile(old_ready, 50)), 'p99': ms(percentile(old_ready, 99))},
+                    'shutdown_lag_ms': {'p50': ms(percentile(old_stop, 50)), 'p99': ms(percentile(old_stop, 99))},
+                }
+                baseline['ratio'] = {
+                    'readiness_p50': round(percentile(old_ready, 50) / max(percentile(ready, 50), 1e-6), 1),
+                    'shutdown_p50': round(percentile(old_stop, 50) / max(percentile(stop, 50), 1e-6), 1),
+                }
+        finally:
+            world.close()
+    return readiness, shutdown, baseline
+
+
+class ProcessWorld:
+    """./camvirtd in its own process (its own test:///default, whose `test` domain runs), serving
+    camera `cam1` (answers) and `hung` (accepts, never answers) from a camd process."""
+
+    def __init__(self, folder):
+        self.camvirt_port, self.cam_port, self.hung_port = free_port(), free_port(), free_port()
+        registry = {'daemons': {
+            'bench_camvirt': {'object_id': 'bench_camvirt', 'host': 'LocalHost', 'port': self.camvirt_port},
+            'bench_cam': {'object_id': 'bench_cam', 'host': 'LocalHost', 'port': self.cam_port},
+            'bench_hung': {'object_id': 'bench_hung', 'host': 'LocalHost', 'port': self.hung_port}}}
+        config = {'daemon': 'bench_camvirt', 'log_name': 'bench', 'control_machines': ['LocalHost'],
+                  'initialize_timeout': 5, 'shutdown_timeout': 5, 'libvirt_uri': TEST_URI,
+                  'log_daemon': 'bench_hung', 'camera_timeout': 1.0,
+                  'domains': {'test': {'cam1': 'bench_cam', 'hung': 'bench_hung'}}}
+        registry_path, config_path = os.path.join(folder, 'registry.json'), os.path.join(folder, 'c.json')
+        with open(registry_path, 'w') as f:
+            json.dump(registry, f)
+        with open(config_path, 'w') as f:
+            json.dump(config, f)
+        self.camds = subprocess.Popen(
+            [PYTHON, os.path.join(REPO, 'bench', 'camds.py'), 'answers:bench_cam:{}'.format(self.cam_port),
+             'hung:bench_hung:{}'.format(self.hung_port)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        if self.camds.stdout.readline().strip() != 'ready':
+            raise RuntimeError('camds did not start')
+        notify_path = os.path.join(folder, 'notify')
+        notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        notify.bind(notify_path)
+        notify.settimeout(30)
+        env = dict(os.environ, CAMVIRTD_REGISTRY=registry_path, NOTIFY_SOCKET=notify_path)
+        self.daemon = subprocess.Popen([PYTHON, os.path.join(REPO, 'camvirtd'), config_path], env=env,
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if notify.recv(100) != b'READY=1':
+            raise RuntimeError('camvirtd did not become ready')
+        notify.close()
+        self.camvirt_uri = 'PYRO:bench_camvirt@127.0.0.1:{}'.format(self.camvirt_port)
+        self.cam_uri = 'PYRO:bench_cam@127.0.0.1:{}'.format(self.cam_port)
+        with Pyro4.Proxy(self.camvirt_uri) as proxy:  # wait until libvirt's state is read
+            wait_until(lambda: proxy.report_status()['domains'][0]['state'] == 'running')
+
+    def proc_status(self):
+        with open('/proc/{}/status'.format(self.daemon.pid)) as f:
+            fields = dict(line.split(':', 1) for line in f)
+        return int(fields['VmRSS'].split()[0]) / 1024.0, int(fields['Threads'])
+
+    def open_fds(self):
+        return len(os.listdir('/proc/{}/fd'.format(self.daemon.pid)))
+
+    def close(self):
+        self.daemon.terminate()
+        self.daemon.wait(10)
+        self.camds.stdin.close()
+        self.camds.wait(10)
+
+
+def load(uri, method, arg, clients, requests, fresh=False, background=False):
+    args = [PYTHON, os.path.join(REPO, 'bench', 'load.py'), uri, method, arg, str(clients), str(requests)]
+    if fresh:
+        args.append('--new-proxy-per-call')
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+    if background:
+        return process
+    return json.loads(process.communicate()[0])
+
+
+class PeakSampler:
+    """Samples camvirtd's RSS and thread count every 50 ms while a load runs; keeps the peaks."""
+
+    def __init__(self, world):
+        self._world = world
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample)
+        self.rss_mb, self.threads = world.proc_status()
+
+    def _sample(self):
+        while not self._stop.wait(0.05):
+            rss, threads = self._world.proc_status()
+            self.rss_mb, self.threads = max(self.rss_mb, rss), max(self.threads, threads)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_):
+        self._stop.set()
+        self._thread.join()
+
+
+def measure_passthrough(world, clients, requests):
+    """report_camera_status through camvirtd against report_status straight to the camd."""
+    direct = load(world.cam_uri, 'report_status', '-', clients, requests)
+    with PeakSampler(world) as peak:
+        through = load(world.camvirt_uri, 'report_camera_status', 'cam1', clients, requests)
+    figures = {
+        'p50_ratio': round(percentile(through['latencies'], 50) / percentile(direct['latencies'], 50), 2),
+        'p50_ms': ms(percentile(through['latencies'], 50)),
+        'direct_p50_ms': ms(percentile(direct['latencies'], 50)),
+        'rps': round(len(through['latencies']) / through['elapsed'], 1),
+        'direct_rps': round(len(direct['latencies']) / direct['elapsed'], 1),
+        'errors': through['errors'] + direct['errors'],
+    }
+    return figures, peak
+
+
+def measure_hung_camera(world, clients, requests):
+    quiet = load(world.camvirt_uri, 'report_camera_status', 'cam1', clients, requests)
+    hung = load(world.camvirt_uri, 'report_camera_status', 'hung', clients, max(2, requests // 50), background=True)
+    busy = load(world.camvirt_uri, 'report_camera_status', 'cam1', clients, requests)
+    hung_result = json.loads(hung.communicate()[0])
+    bound = 1.0 + 0.5
+    return {
+        'bound_ok': bool(hung_result['latencies']) and max(hung_result['latencies']) <= bound
+        and hung_result['errors'] == 0,
+        'hung_max_ms': ms(max(hung_result['latencies'])) if hung_result['latencies'] else None,
+        'p99_ratio': round(percentile(busy['latencies'], 99) / percentile(quiet['latencies'], 99), 2),
+        'p99_ms_without': ms(percentile(quiet['latencies'], 99)),
+        'p99_ms_with': ms(percentile(busy['latencies'], 99)),
+    }
+
+
+def measure_fd_growth(world, queries):
+    before = world.open_fds()
+    result = load(world.camvirt_uri, 'report_camera_status', 'cam1', 4, queries // 4, fresh=True)
+    # The server closes each connection when it notices the client went: give it a moment.
+    end = time.monotonic() + 5
+    after = world.open_fds()
+    while after > before and time.monotonic() < end:
+        time.sleep(0.05)
+        after = world.open_fds()
+    return after - before, result['errors']
+
+
+def print_table(results):
+    print('\ncamvirtd benchmark')
+    print('{:<34}{:>12}{:>12}'.format('lag after the last event (ms)', 'p50', 'p99'))
+    for kind in ('readiness_lag_ms', 'shutdown_lag_ms'):
+        for n, figures in results[kind].items():
+            print('{:<34}{:>12}{:>12}'.format('{} N={}'.format(kind[:-7], n), figures['p50'], figures['p99']))
+    base = results['baseline']
+    for kind in ('readiness_lag_ms', 'shutdown_lag_ms'):
+        print('{:<34}{:>12}{:>12}'.format('1 s polling {} N={}'.format(kind[:-7], base['domains']),
+                                           base[kind]['p50'], base[kind]['p99']))
+    print('baseline / camvirtd (p50): readiness {readiness_p50}x, shutdown {shutdown_p50}x'.format(**base['ratio']))
+    print('\n{:<12}{:>12}{:>12}{:>14}{:>10}{:>12}'.format('clients', 'p50 ratio', 'p50 ms', 'direct ms', 'rps',
+                                                           'errors'))
+    for clients, p in results['passthrough'].items():
+        print('{:<12}{:>12}{:>12}{:>14}{:>10}{:>12}'.format(clients, p['p50_ratio'], p['p50_ms'],
+                                                             p['direct_p50_ms'], p['rps'], p['errors']))
+    h = results['hung_camera']
+    print('\nhung camera: bound_ok {} (slowest {} ms), other cameras p99 ratio {} ({} -> {} ms)'.format(
+        h['bound_ok'], h['hung_max_ms'], h['p99_ratio'], h['p99_ms_without'], h['p99_ms_with']))
+    r = results['resources']
+    print('resources: RSS {} MB idle, {} MB under load; threads {} idle, {} under load; fd growth {} after {} '
+          'queries'.format(r['rss_mb_idle'], r['rss_mb'], r['threads_idle'], r['threads'], r['fd_growth'],
+                           r['fd_queries']))
+
+
+# passthrough: {clients: requests per client}; hung: (clients, requests per client)
+FULL = {'sizes': [1, 8, 64], 'runs': 25, 'baseline_size': 8, 'baseline_runs': 20,
+        'passthrough': {1: 2000, 32: 150}, 'hung': (8, 200), 'fd_queries': 10000}
+SMOKE = {'sizes': [1, 2], 'runs': 3, 'baseline_size': 2, 'baseline_runs': 2,
+         'passthrough': {1: 30, 4: 30}, 'hung': (2, 30), 'fd_queries': 200}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--smoke', action='store_true', help='tiny sizes and few runs, for make test')
+    parser.add_argument('--output', default=os.path.join(REPO, 'bench', 'results.json'))
+    args = parser.parse_args()
+    plan = SMOKE if args.smoke else FULL
+    configure_pyro()
+    start_event_loop()
+    conn = libvirt.open(TEST_URI)
+    readiness, shutdown, baseline = measure_lags(conn, plan['sizes'], plan['runs'], plan['baseline_size'],
+                                                 plan['baseline_runs'])
+    with tempfile.TemporaryDirectory() as folder:
+        world = ProcessWorld(folder)
+        try:
+            rss_idle, threads_idle = world.proc_status()
+            passthrough, rss_peak, threads_peak = {}, rss_idle, threads_idle
+            for clients, requests in plan['passthrough'].items():
+                passthrough[str(clients)], peak = measure_passthrough(world, clients, requests)
+                rss_peak, threads_peak = max(rss_peak, peak.rss_mb), max(threads_peak, peak.threads)
+            hung = measure_hung_camera(world, *plan['hung'])
+            fd_growth, fd_errors = measure_fd_growth(world, plan['fd_queries'])
+        finally:
+            world.close()
+    results = {
+        'readiness_lag_ms': readiness,
+        'shutdown_lag_ms': shutdown,
+        'passthrough': passthrough,
+        'hung_camera': hung,
+        'resources': {'rss_mb': round(rss_peak, 1), 'threads': threads_peak,
+                      'rss_mb_idle': round(rss_idle, 1), 'threads_idle': threads_idle,
+                      'fd_growth': fd_growth, 'fd_queries': plan['fd_queries'], 'fd_query_errors': fd_errors},
+        'baseline': baseline,
+    }
+    with open(args.output, 'w') as f:
+        json.dump(results, f, indent=2)
+    print_table(results)
+
+
+if __name__ == '__main__':
+    main()

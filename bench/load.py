@@ -1,0 +1,57 @@
+"""A load client for the benchmark, run as its own process so that its work does not share a GIL with
+the servers it measures. Prints one JSON object: latencies (seconds) and errors.
+
+    python bench/load.py URI METHOD ARG CLIENTS REQUESTS_PER_CLIENT [--new-proxy-per-call]
+"""
+
+import json
+import sys
+import threading
+import time
+
+import Pyro4
+import Pyro4.errors
+
+CALL_TIMEOUT = 5
+
+
+def make_proxy(uri):
+    proxy = Pyro4.Proxy(uri)
+    proxy._pyroTimeout = CALL_TIMEOUT  # pylint: disable=protected-access
+    return proxy
+
+
+def client(uri, method, args, requests, fresh, latencies, errors):
+    proxy = None if fresh else make_proxy(uri)
+    for _ in range(requests):
+        start = time.perf_counter()
+        try:
+            if fresh:
+                # The dashboard's pattern: a proxy (so a TCP connection) per call.
+                with make_proxy(uri) as once:
+                    getattr(once, method)(*args)
+            else:
+                getattr(proxy, method)(*args)
+            latencies.append(time.perf_counter() - start)
+        except Exception:  # pylint: disable=broad-except
+            errors.append(1)
+
+
+def main():
+    uri, method, arg, clients, requests = sys.argv[1:6]
+    fresh = '--new-proxy-per-call' in sys.argv
+    args = () if arg == '-' else (arg,)
+    latencies, errors = [], []
+    threads = [threading.Thread(target=client, args=(uri, method, args, int(requests), fresh, latencies, errors))
+               for _ in range(int(clients))]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - start
+    print(json.dumps({'latencies': latencies, 'errors': len(errors), 'elapsed': elapsed}))
+
+
+if __name__ == '__main__':
+    main()
