@@ -14,7 +14,7 @@ rpm: apt
 	rpmbuild --quiet -bb rockit-camvirt.spec \
 		--define "_topdir $(abspath $(RPM_TOP))" --define "_sourcedir $(CURDIR)" \
 		--define "_rpmdir $(abspath $(RPM_OUT))" --define "_build_name_fmt %%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm" \
-		--define "_version $(VERSION)"
+		--define "_version $(VERSION)" --define "_dbpath $(abspath $(RPM_TOP))/db"
 	@ls $(RPM_OUT)
 
 install:

@@ -28,26 +28,36 @@ def run(args, **kwargs):
     return subprocess.run(args, capture_output=True, text=True, check=True, **kwargs)
 
 
+def rpm_query(*args):
+    # A database of our own: querying a package file must leave nothing in the host's (or root's) rpmdb.
+    return run(['rpm', '--dbpath', RPM_DB] + list(args)).stdout
+
+
+RPM_DB = None
+
+
 @pytest.fixture(scope='module')
 def rpms(tmp_path_factory):
+    global RPM_DB
     out = tmp_path_factory.mktemp('rpms')
+    RPM_DB = str(out / 'top' / 'db')
     run(['make', '-s', 'rpm', 'RPM_OUT={}'.format(out / 'out'), 'RPM_TOP={}'.format(out / 'top')], cwd=REPO)
     found = {}
     for path in glob.glob(str(out / 'out' / '*.rpm')):
-        found[run(['rpm', '-qp', '--qf', '%{NAME}', path]).stdout] = path
+        found[rpm_query('-qp', '--qf', '%{NAME}', path)] = path
     return found
 
 
 def test_five_packages_with_their_files_and_requires(rpms):
     assert set(rpms) == set(PACKAGES)
     for name, (files, requires) in PACKAGES.items():
-        listed = run(['rpm', '-qlp', rpms[name]]).stdout.split()
-        needed = {line.split()[0] for line in run(['rpm', '-qp', '--requires', rpms[name]]).stdout.splitlines()
+        listed = rpm_query('-qlp', rpms[name]).split()
+        needed = {line.split()[0] for line in rpm_query('-qp', '--requires', rpms[name]).splitlines()
                   if not line.startswith(('rpmlib(', '/usr/bin/env', 'config(', 'python(abi)'))}
         assert needed == requires, name
         if files is not None:
             assert sorted(listed) == sorted(files), name
-    python_files = run(['rpm', '-qlp', rpms['python3-rockit-camvirt']]).stdout.split()
+    python_files = rpm_query('-qlp', rpms['python3-rockit-camvirt']).split()
     sitelib = os.path.commonpath(python_files)
     assert sitelib.endswith('site-packages/rockit/camvirt')
     assert not any(path.endswith('rockit/__init__.py') for path in python_files)  # a namespace package
