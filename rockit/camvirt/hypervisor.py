@@ -268,12 +268,18 @@ class Hypervisor:
         return conn.lookupByName(name)
 
     def start_domain(self, name):
-        """Starts (or resumes, when paused) the domain."""
+        """Starts (or resumes, when paused) the domain. One that is already running, because someone
+        started it a moment ago and its event is still on the way, is left alone."""
         dom = self._domain(name)
-        if dom.state()[0] == libvirt.VIR_DOMAIN_PAUSED:
+        state = dom.state()[0]
+        if state == libvirt.VIR_DOMAIN_PAUSED:
             dom.resume()
-        else:
-            dom.create()
+        elif state in (libvirt.VIR_DOMAIN_SHUTOFF, libvirt.VIR_DOMAIN_CRASHED, libvirt.VIR_DOMAIN_NOSTATE):
+            try:
+                dom.create()
+            except libvirt.libvirtError as e:
+                if e.get_error_code() != libvirt.VIR_ERR_OPERATION_INVALID or not dom.isActive():
+                    raise
 
     def request_shutdown(self, name):
         """Asks the guest to shut down: its agent, else the ACPI power button; a plain shutdown where
