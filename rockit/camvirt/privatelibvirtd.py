@@ -104,6 +104,7 @@ class PrivateLibvirtd:
         self._process = None
         self._stopping = False
         self._stderr = collections.deque(maxlen=20)
+        self._stderr_reader = None
 
     @property
     def pid(self):
@@ -119,16 +120,22 @@ class PrivateLibvirtd:
             if self._stopping:
                 raise LibvirtdError('the sandbox is stopping')
             self._process = self._spawn()
-        threading.Thread(target=self._read_stderr, args=(self._process,), daemon=True,
-                         name='libvirtd-stderr').start()
+        self._stderr.clear()  # the last run's words
+        self._stderr_reader = threading.Thread(target=self._read_stderr, args=(self._process,), daemon=True,
+                                               name='libvirtd-stderr')
+        self._stderr_reader.start()
         return self._connect(self._process)
 
-    def _spawn(self):
+    def _spawn_command(self):
+        """(command, environment) that starts libvirtd in its namespace."""
         command = ['setpriv', '--pdeathsig', 'TERM',
                    'unshare', '--mount', '--propagation', 'private',
                    'sh', '-c', NAMESPACE_SCRIPT, 'sh',
                    'libvirtd', '-f', self._conf, '-p', self.pid_file]
-        env = dict(os.environ, LIBVIRT_DRIVER_DIR=self._no_drivers)
+        return command, dict(os.environ, LIBVIRT_DRIVER_DIR=self._no_drivers)
+
+    def _spawn(self):
+        command, env = self._spawn_command()
         try:
             return subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                     stderr=subprocess.PIPE, start_new_session=True)
@@ -142,6 +149,9 @@ class PrivateLibvirtd:
             self._stderr.append(line.decode(errors='replace').rstrip())
 
     def last_words(self):
+        """libvirtd's last lines on stderr, once it exited."""
+        if self._stderr_reader is not None:
+            self._stderr_reader.join(timeout=1)  # it reads on until the pipe closes
         return ' / '.join(line for line in self._stderr if line) or 'no message'
 
     def _connect(self, process):

@@ -117,7 +117,9 @@ class Sandbox:
             try:
                 conn, simulator = self._bring_up()
             except (LibvirtdError, libvirt.libvirtError) as e:
-                if first or self._stopping.is_set():
+                if self._stopping.is_set():
+                    return  # asked to stop while libvirtd was starting
+                if first:
                     self.error = 'camvirt-sandbox: {}'.format(e)
                     self._on_failure()
                     return
@@ -131,7 +133,7 @@ class Sandbox:
             _close_quietly(simulator, conn)
             if self._stopping.is_set():
                 return
-            say('sandbox: libvirtd {}: {}; restarting it'.format(describe_exit(status), self.libvirtd.last_words()))
+            say('sandbox: libvirtd {}; restarting it'.format(describe_exit(status, self.libvirtd)))
             if time.monotonic() - started < SHORT_RUN:
                 self._stopping.wait(delay)
                 delay = min(delay * 2, RESTART_MAX_DELAY)
@@ -162,10 +164,10 @@ class Sandbox:
                 self.libvirtd.pid, domains))
 
 
-def describe_exit(status):
+def describe_exit(status, libvirtd):
     if status < 0:
         return 'was killed by {}'.format(signal.Signals(-status).name)
-    return 'exited with status {}'.format(status)
+    return 'exited with status {}: {}'.format(status, libvirtd.last_words())
 
 
 def _close_quietly(simulator, conn):
@@ -209,6 +211,10 @@ def prepare(args):
     if socket_in_use(os.path.join(folder, SOCKET_NAME)):
         fail('camvirt-sandbox: {} is in use: another sandbox runs there (give --dir)'.format(
             os.path.join(folder, SOCKET_NAME)))
+    # Not an error (tests and operators may want it), but camvirtd with this config would not find it.
+    if folder_from_uri(config.libvirt_uri) not in (folder, None):
+        print('camvirt-sandbox: note: camvirtd with {} looks for libvirt at {}, not in {}'.format(
+            config.path, config.libvirt_uri, folder), file=sys.stderr)
     made = not os.path.isdir(folder)
     try:
         os.makedirs(folder, exist_ok=True)

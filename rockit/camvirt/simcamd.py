@@ -260,3 +260,26 @@ class CameraVMSimulator:
             pass
         for name in list(self._cameras):
             self._power_off(name)
+
+
+def main(argv=None):
+    """Serves one simulated camd until killed: what a real camera guest runs (see guestimage.py)."""
+    import argparse  # pylint: disable=import-outside-toplevel
+    from .registry import DaemonAddress  # pylint: disable=import-outside-toplevel
+    parser = argparse.ArgumentParser(prog='python -m rockit.camvirt.simcamd')
+    parser.add_argument('--host', default='127.0.0.1')
+    parser.add_argument('--port', type=int, required=True)
+    parser.add_argument('--object-id', required=True)
+    parser.add_argument('--camera-id', required=True)
+    parser.add_argument('--hangs', action='store_true', help='accept connections and never answer')
+    args = parser.parse_args(argv)
+    address = DaemonAddress(args.object_id, args.object_id, args.host, args.port)
+    (HungCamd(address) if args.hangs else SimulatedCamd(address, args.camera_id)).start()
+    print('camd {} of camera {} {} on {}:{}'.format(args.object_id, args.camera_id,
+                                                  'hangs' if args.hangs else 'answers', args.host, args.port),
+          flush=True)
+    threading.Event().wait()
+
+
+if __name__ == '__main__':
+    main()
