@@ -41,8 +41,10 @@ _EVENT_STATES = {
     libvirt.VIR_DOMAIN_EVENT_STOPPED: VMState.ShutOff,
     libvirt.VIR_DOMAIN_EVENT_CRASHED: VMState.Crashed,
     libvirt.VIR_DOMAIN_EVENT_PMSUSPENDED: VMState.Suspended,
-    libvirt.VIR_DOMAIN_EVENT_UNDEFINED: VMState.Missing,
 }
+# Events that say nothing sure about whether the domain runs: a running domain can be defined again
+# (its XML updated) or undefined (it runs on, transient). After them the state is read from libvirt.
+_DEFINITION_EVENTS = (libvirt.VIR_DOMAIN_EVENT_DEFINED, libvirt.VIR_DOMAIN_EVENT_UNDEFINED)
 
 _CRASH_STOP_DETAILS = (libvirt.VIR_DOMAIN_EVENT_STOPPED_CRASHED, libvirt.VIR_DOMAIN_EVENT_STOPPED_FAILED)
 _CRASH_SHUTOFF_REASONS = (libvirt.VIR_DOMAIN_SHUTOFF_CRASHED, libvirt.VIR_DOMAIN_SHUTOFF_FAILED)
@@ -64,12 +66,12 @@ def state_from_info(state, reason):
 
 
 def state_after_event(current, event, detail):
-    """Our state name after a lifecycle event, given the state before it."""
+    """Our state name after a lifecycle event, given the state before it; None when the event does
+    not tell and the state must be read from libvirt."""
     if event == libvirt.VIR_DOMAIN_EVENT_STOPPED and detail in _CRASH_STOP_DETAILS:
         return VMState.Crashed
-    if event == libvirt.VIR_DOMAIN_EVENT_DEFINED:
-        # A domain (re)defined while we thought it missing now exists, switched off.
-        return VMState.ShutOff if current in (VMState.Missing, VMState.Unknown) else current
+    if event in _DEFINITION_EVENTS:
+        return None
     return _EVENT_STATES.get(event, current)
 
 
@@ -192,13 +194,18 @@ class Hypervisor:
             self._log.error('lost connection to libvirt at {}; reconnecting'.format(self.uri))
         self._closed.set()
 
-    def _on_lifecycle(self, _conn, dom, event, detail, _opaque):
+    def _on_lifecycle(self, conn, dom, event, detail, _opaque):
         name = dom.name()
         with self._cond:
             if name not in self._states:
                 return
             self._event_counts[name] += 1
-            change = self._set_state(name, state_after_event(self._states[name].state, event, detail))
+            state = state_after_event(self._states[name].state, event, detail)
+            change = None if state is None else self._set_state(name, state)
+        if state is None:
+            # Not on the event loop's thread: a libvirt call there would wait on the loop itself.
+            threading.Thread(target=self._refresh_quietly, args=(conn, name), daemon=True,
+                             name='libvirt-refresh').start()
         self._report([change])
 
     # --- state ----------------------------------------------------------------------------------
@@ -235,6 +242,12 @@ class Hypervisor:
         with self._cond:
             change = self._set_state(name, state) if self._event_counts[name] == count else None
         self._report([change])
+
+    def _refresh_quietly(self, conn, name):
+        try:
+            self._refresh(conn, name)
+        except libvirt.libvirtError:
+            pass  # the connection went: reconnecting reads every state again
 
     @property
     def connected(self):

@@ -94,6 +94,8 @@ def socket_in_use(path):
 class PrivateLibvirtd:
     """One libvirtd process at a time in `folder`; start() may be called again after it died."""
 
+    start_timeout = START_TIMEOUT
+
     def __init__(self, folder):
         self.folder = folder
         self.uri = sandbox_uri(folder)
@@ -156,7 +158,7 @@ class PrivateLibvirtd:
 
     def _connect(self, process):
         """Connects once libvirtd accepts connections; it binds its sockets only when ready."""
-        deadline = time.monotonic() + START_TIMEOUT
+        deadline = time.monotonic() + self.start_timeout
         while True:
             if process.poll() is not None:
                 process.wait()
@@ -167,7 +169,7 @@ class PrivateLibvirtd:
             except libvirt.libvirtError as e:
                 if time.monotonic() > deadline:
                     self.kill()
-                    raise LibvirtdError('libvirtd did not answer within {} s: {}'.format(START_TIMEOUT, e))
+                    raise LibvirtdError("libvirtd did not answer within {} s: {}".format(self.start_timeout, e))
             time.sleep(CONNECT_RETRY_INTERVAL)
 
     def wait(self):

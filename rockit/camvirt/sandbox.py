@@ -1,10 +1,14 @@
 """camvirt-sandbox CONFIG: a camera-VM world on one machine, to try camvirtd and to test it end to end.
 
-It runs a private libvirtd (privatelibvirtd.py), defines the config's domains on that libvirtd's shared
-test driver and plays their guests with CameraVMSimulator: a domain's camds come up a boot delay after
-it starts and go when it stops, at the registry's addresses. It supervises its libvirtd: when libvirtd
-dies (the tests kill it), it starts a new one on the same socket and defines the domains again (the
-test driver keeps them in libvirtd's memory), shut off, as a host's domains are after a libvirtd crash.
+It runs a private libvirtd (privatelibvirtd.py) and the config's domains on it, in one of two kinds:
+- simulated (the default): the domains live on libvirtd's shared test driver and CameraVMSimulator
+  plays their guests: a domain's camds come up a boot delay after it starts and go when it stops, at
+  the registry's addresses;
+- real (--qemu, qemuworld.py): each domain is a small QEMU guest running its cameras' camds inside.
+It supervises its libvirtd: when libvirtd dies (the tests kill it), it starts a new one on the same
+socket and defines the domains again. The test driver kept them in libvirtd's memory, so they come back
+shut off, as a host's domains are after a libvirtd crash; QEMU guests keep running and the new
+libvirtd finds them again.
 """
 
 import argparse
@@ -19,7 +23,9 @@ from urllib.parse import parse_qs, urlsplit
 import libvirt
 
 from .hypervisor import start_event_loop
+from .guestimage import GuestImageError, build_guest_image
 from .privatelibvirtd import SOCKET_NAME, LibvirtdError, PrivateLibvirtd, folder_problems, socket_in_use
+from .qemuworld import QemuGuests
 from .service import configure_pyro, load_or_exit
 from .simcamd import ABSENT, ANSWERS, HUNG, CameraVMSimulator
 
@@ -41,25 +47,31 @@ def say(message):
         pass  # nobody reads our output any more (make run's reader went first): carry on stopping
 
 
-def folder_from_uri(uri):
-    """The folder of a test+unix:///default?socket=DIR/libvirt-sock URI, or None for another URI."""
+# The sandbox URI of each kind, with DIR for the sandbox's folder.
+TEST_DRIVER_URI = 'test+unix:///default?socket=DIR/' + SOCKET_NAME
+QEMU_URI = 'qemu+unix:///system?socket=DIR/' + SOCKET_NAME
+
+
+def folder_from_uri(uri, qemu=False):
+    """The folder of a sandbox URI of the kind (TEST_DRIVER_URI or QEMU_URI), or None for another URI."""
     parts = urlsplit(uri)
     sockets = parse_qs(parts.query).get('socket', [])
-    if parts.scheme != 'test+unix' or parts.path != '/default' or len(sockets) != 1:
+    scheme, path = ('qemu+unix', '/system') if qemu else ('test+unix', '/default')
+    if parts.scheme != scheme or parts.path != path or len(sockets) != 1:
         return None
     if os.path.basename(sockets[0]) != SOCKET_NAME:
         return None
     return os.path.dirname(sockets[0])
 
 
-def sandbox_folder(config, given):
+def sandbox_folder(config, given, qemu=False):
     """The folder for the sandbox's sockets: --dir, else the one the config's libvirt_uri names."""
     if given:
         return os.path.abspath(given)
-    folder = folder_from_uri(config.libvirt_uri)
+    folder = folder_from_uri(config.libvirt_uri, qemu)
     if folder is None:
-        raise SandboxError('{}: libvirt_uri {} is not a sandbox URI (test+unix:///default?socket=DIR/{}); '
-                           'give --dir'.format(config.path, config.libvirt_uri, SOCKET_NAME))
+        raise SandboxError('{}: libvirt_uri {} is not a {}sandbox URI ({}); give --dir'.format(
+            config.path, config.libvirt_uri, 'QEMU ' if qemu else '', QEMU_URI if qemu else TEST_DRIVER_URI))
     return folder
 
 
@@ -89,13 +101,45 @@ def define_domains(conn, names):
         conn.defineXML(re.sub(r'<name>[^<]*</name>', '<name>{}</name>'.format(name), template, count=1))
 
 
-class Sandbox:
-    """Keeps a private libvirtd, the domains on it and the simulated guests going until stop()."""
+def unknown_domains(config, names):
+    """SandboxError for names that are not domains of the config."""
+    unknown = [n for n in names if n not in config.domains]
+    if unknown:
+        raise SandboxError('{}: no domain {} in the config (it has {})'.format(
+            config.path, ', '.join(unknown), ', '.join(sorted(config.domains))))
 
-    def __init__(self, folder, cameras, boot_delay, on_failure):
-        self.libvirtd = PrivateLibvirtd(folder)
+
+class SimulatedGuests:
+    """The sandbox's domains on libvirtd's test driver, their guests played by CameraVMSimulator."""
+
+    def __init__(self, cameras, boot_delay, log):
         self._cameras = cameras
         self._boot_delay = boot_delay
+        self._log = log
+
+    def libvirtd(self, folder):
+        return PrivateLibvirtd(folder)
+
+    def bring_up(self, conn, _folder):
+        """Defines the domains and plays the guests of those that run. Returns what to close()."""
+        define_domains(conn, list(self._cameras))
+        simulator = CameraVMSimulator(conn, self._cameras, self._boot_delay, log=self._log)
+        # The shared test driver forgets its domains when its last client goes: this connection,
+        # open until libvirtd stops, keeps them.
+        simulator.sync()
+        return simulator
+
+    def power_off_all(self, _uri):
+        pass  # the test driver's domains end with their libvirtd
+
+
+class Sandbox:
+    """Keeps a private libvirtd, the domains on it and their guests going until stop()."""
+
+    def __init__(self, folder, guests, domains, on_failure):
+        self.libvirtd = guests.libvirtd(folder)
+        self._guests = guests
+        self._domains = domains
         self._on_failure = on_failure
         self._stopping = threading.Event()
         self.error = None
@@ -106,6 +150,7 @@ class Sandbox:
 
     def stop(self):
         self._stopping.set()
+        self._guests.power_off_all(self.libvirtd.uri)
         self.libvirtd.stop()
         self._thread.join(timeout=30)
 
@@ -115,7 +160,7 @@ class Sandbox:
         while not self._stopping.is_set():
             started = time.monotonic()
             try:
-                conn, simulator = self._bring_up()
+                conn, guests = self._bring_up()
             except (LibvirtdError, libvirt.libvirtError) as e:
                 if self._stopping.is_set():
                     return  # asked to stop while libvirtd was starting
@@ -130,7 +175,7 @@ class Sandbox:
             self._announce(first)
             first = False
             status = self.libvirtd.wait()
-            _close_quietly(simulator, conn)
+            _close_quietly(guests, conn)
             if self._stopping.is_set():
                 return
             say('sandbox: libvirtd {}; restarting it'.format(describe_exit(status, self.libvirtd)))
@@ -143,19 +188,14 @@ class Sandbox:
     def _bring_up(self):
         conn = self.libvirtd.start()
         try:
-            define_domains(conn, list(self._cameras))
-            simulator = CameraVMSimulator(conn, self._cameras, self._boot_delay, log=say)
+            return conn, self._guests.bring_up(conn, self.libvirtd.folder)
         except libvirt.libvirtError:
             conn.close()
             self.libvirtd.kill()
             raise
-        # The shared test driver forgets its domains when its last client goes: this connection,
-        # open until libvirtd stops, keeps them.
-        simulator.sync()
-        return conn, simulator
 
     def _announce(self, first):
-        domains = ', '.join(self._cameras)
+        domains = ', '.join(self._domains)
         if first:
             say('sandbox ready: libvirt {} domains {} (libvirtd pid {})'.format(
                 self.libvirtd.uri, domains, self.libvirtd.pid))
@@ -170,8 +210,8 @@ def describe_exit(status, libvirtd):
     return 'exited with status {}: {}'.format(status, libvirtd.last_words())
 
 
-def _close_quietly(simulator, conn):
-    simulator.close()  # stops the camds: the guests went down with libvirtd
+def _close_quietly(guests, conn):
+    guests.close()  # simulated camds stop: their guests went down with libvirtd
     try:
         conn.close()
     except libvirt.libvirtError:
@@ -185,13 +225,24 @@ def parse_args(argv):
     parser.add_argument('config', help='camvirtd config whose domains and cameras to simulate')
     parser.add_argument('--dir', help='folder for libvirtd\'s sockets and pid file (default: the folder of '
                                       'the socket in the config\'s libvirt_uri)')
-    parser.add_argument('--boot-delay', type=float, default=DEFAULT_BOOT_DELAY, metavar='SECONDS',
-                        help='seconds from a domain starting to its camds answering (default %(default)s)')
+    parser.add_argument('--qemu', action='store_true',
+                        help='real QEMU guests instead of simulated ones (config URI: {})'.format(QEMU_URI))
+    parser.add_argument('--boot-delay', type=float, metavar='SECONDS',
+                        help='simulated guests: seconds from a domain starting to its camds answering '
+                             '(default {})'.format(DEFAULT_BOOT_DELAY))
+    parser.add_argument('--ignores-power-button', action='append', default=[], metavar='DOMAIN',
+                        help='--qemu: this domain\'s guest ignores the ACPI power button (repeatable)')
     parser.add_argument('--hung', action='append', default=[], metavar='CAMERA_ID',
                         help='this camera\'s camd accepts connections and never answers (repeatable)')
     parser.add_argument('--absent', action='append', default=[], metavar='CAMERA_ID',
                         help='this camera\'s camd never comes up (repeatable)')
     args = parser.parse_args(argv)
+    if args.qemu and args.boot_delay is not None:
+        parser.error('--boot-delay is for simulated guests: real ones take as long as they take')
+    if not args.qemu and args.ignores_power_button:
+        parser.error('--ignores-power-button needs --qemu: simulated guests always power off at once')
+    if args.boot_delay is None:
+        args.boot_delay = DEFAULT_BOOT_DELAY
     if args.boot_delay < 0:
         parser.error('--boot-delay must not be negative')
     return args
@@ -201,8 +252,9 @@ def prepare(args):
     """(folder, cameras, whether we made the folder) for the sandbox, or exit 1 with the problems."""
     config = load_or_exit(args.config)
     try:
-        folder = sandbox_folder(config, args.dir)
+        folder = sandbox_folder(config, args.dir, args.qemu)
         cameras = simulated_cameras(config, args.hung, args.absent)
+        unknown_domains(config, args.ignores_power_button)
     except SandboxError as e:
         fail(str(e))
     problems = folder_problems(folder)
@@ -212,7 +264,7 @@ def prepare(args):
         fail('camvirt-sandbox: {} is in use: another sandbox runs there (give --dir)'.format(
             os.path.join(folder, SOCKET_NAME)))
     # Not an error (tests and operators may want it), but camvirtd with this config would not find it.
-    if folder_from_uri(config.libvirt_uri) not in (folder, None):
+    if folder_from_uri(config.libvirt_uri, args.qemu) not in (folder, None):
         print('camvirt-sandbox: note: camvirtd with {} looks for libvirt at {}, not in {}'.format(
             config.path, config.libvirt_uri, folder), file=sys.stderr)
     made = not os.path.isdir(folder)
@@ -228,15 +280,27 @@ def fail(message):
     sys.exit(1)
 
 
+def guests_of_kind(args, cameras):
+    """SimulatedGuests, or QemuGuests with the guest image built (once; cached) or exit 1."""
+    if not args.qemu:
+        return SimulatedGuests(cameras, args.boot_delay, log=say)
+    try:
+        image = build_guest_image()
+    except GuestImageError as e:
+        fail('camvirt-sandbox: cannot build the guest image: {}'.format(e))
+    return QemuGuests(cameras, args.ignores_power_button, image, log=say)
+
+
 def main(argv=None):
     args = parse_args(argv)
     folder, cameras, made_folder = prepare(args)
+    guests = guests_of_kind(args, cameras)
     configure_pyro()
     start_event_loop()  # before any connection opens, or its events go nowhere
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    sandbox = Sandbox(folder, cameras, args.boot_delay, on_failure=stop.set)
+    sandbox = Sandbox(folder, guests, list(cameras), on_failure=stop.set)
     sandbox.start()
     stop.wait()
     sandbox.stop()

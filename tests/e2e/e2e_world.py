@@ -27,6 +27,8 @@ CAMVIRT = os.path.join(REPO, 'camvirt')
 # that no client connection's local port takes one meanwhile; random, so that parallel runs rarely meet.
 PORT_RANGE = (20000, 32000)
 START_TIMEOUT = 15
+# A QEMU sandbox's libvirtd probes QEMU first (a few seconds, longer on a busy machine).
+QEMU_START_TIMEOUT = 90
 STOP_TIMEOUT = 10
 COMMAND_TIMEOUT = 40
 OFFLINE = {'state': 0, 'vm_active': False}
@@ -154,11 +156,14 @@ class World:
     """A config and registry of its own in a temp folder, and the processes of one test."""
 
     def __init__(self, cameras=None, control_machines=('LocalHost',), initialize_timeout=4,
-                 shutdown_timeout=4, camera_timeout=0.5, extra_config=None):
-        """cameras: {domain: [camera id]}, by default cam1 and cam2 with a camera each."""
+                 shutdown_timeout=4, camera_timeout=0.5, extra_config=None, qemu=False):
+        """cameras: {domain: [camera id]}, by default cam1 and cam2 with a camera each; qemu: real
+        QEMU guests (camvirt-sandbox --qemu) instead of simulated ones."""
         cameras = cameras or {'cam1': ['cam1'], 'cam2': ['cam2']}
+        self.qemu = qemu
         self.folder = tempfile.mkdtemp(prefix='camvirt-e2e-')
-        self.uri = 'test+unix:///default?socket={}/libvirt-sock'.format(self.folder)
+        self.uri = '{}?socket={}/libvirt-sock'.format(
+            'qemu+unix:///system' if qemu else 'test+unix:///default', self.folder)
         tag = uuid.uuid4().hex[:8]
         self.daemons = {'e2e_camvirt': self._address('camvirt_' + tag),
                         'e2e_log': self._address('log_' + tag)}  # nothing listens: a log daemon that is down
@@ -212,8 +217,9 @@ class World:
 
     def start_sandbox(self, *options, boot_delay=0.3):
         """Runs ./camvirt-sandbox on the world's config and waits for its ready line."""
-        self.sandbox = self.spawn(SANDBOX, self.config_path, '--boot-delay', str(boot_delay), *options)
-        ready = self.sandbox.out.wait_for(r'^sandbox ready: ', START_TIMEOUT)
+        kind = ('--qemu',) if self.qemu else ('--boot-delay', str(boot_delay))
+        self.sandbox = self.spawn(SANDBOX, self.config_path, *kind, *options)
+        ready = self.sandbox.out.wait_for(r'^sandbox ready: ', QEMU_START_TIMEOUT if self.qemu else START_TIMEOUT)
         assert ready, 'the sandbox did not get ready: ' + self.sandbox.describe()
         assert '--dir' in options or self.uri in ready
         self.libvirtd_pids.add(int(re.search(r'\(libvirtd pid (\d+)\)$', ready).group(1)))
@@ -289,7 +295,23 @@ class World:
         for pid in self.libvirtd_pids:
             if process_alive(pid) and self.folder in _cmdline(pid):
                 os.kill(pid, signal.SIGKILL)
+        # Guests the sandbox did not power off (a test failed midway, or the sandbox was killed).
+        for pid in qemu_pids(self.folder):
+            os.kill(pid, signal.SIGKILL)
         shutil.rmtree(self.folder, ignore_errors=True)
+
+    def qemu_pid(self, domain):
+        """The pid of a running guest's QEMU process, from libvirt's own record of it."""
+        with open(os.path.join(self.folder, 'state', 'run', 'libvirt', 'qemu', domain + '.pid')) as f:
+            return int(f.read().strip())
+
+
+def qemu_pids(folder):
+    """QEMU processes of the guests of the sandbox in `folder` (named in the guest's kernel arguments)."""
+    mark = re.compile(r'\bcam_sandbox={}(\s|\x00|$)'.format(re.escape(folder)))
+    return [int(entry) for entry in os.listdir('/proc') if entry.isdigit() and
+            _cmdline(int(entry)).startswith('/usr/bin/qemu-system') and mark.search(_cmdline(int(entry))) and
+            process_alive(int(entry))]
 
 
 def _cmdline(pid):
