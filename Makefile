@@ -5,10 +5,10 @@ SHELL := /bin/bash
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 APT_PACKAGES := libvirt-dev pkg-config libvirt-daemon libvirt-daemon-system libvirt-clients \
-	rpm systemd
+	rpm systemd qemu-system-x86 libvirt-daemon-driver-qemu busybox-static
 PYTEST_ARGS ?=
 
-.PHONY: deps apt venv test lint run bench rpm install clean
+.PHONY: deps apt venv test test-qemu lint run bench rpm install clean
 
 deps: apt venv
 
@@ -30,8 +30,13 @@ $(VENV)/.installed: requirements-dev.txt
 lint: venv
 	$(VENV)/bin/ruff check .
 
-test: deps lint
+# guest-image (mk/sandbox.mk): the real-VM tests' kernel and initramfs, built once into a cache.
+test: deps lint guest-image
 	$(PYTHON) -m pytest -q $(PYTEST_ARGS)
+
+# Only the end-to-end tests with real QEMU guests.
+test-qemu: deps guest-image
+	$(PYTHON) -m pytest -q -m qemu $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

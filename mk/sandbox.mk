@@ -1,13 +1,22 @@
 # make run: the sandbox (a private libvirtd with simulated camera VMs, see camvirt-sandbox) and camvirtd,
 # both on RUN_CONFIG, in the foreground. camvirtd starts once the sandbox says it is ready, so that its
 # first look at libvirt finds the domains. Ctrl-C stops both; so does either one ending.
+# make run QEMU=1: the same with real QEMU guests (camvirt-sandbox --qemu, config/test-qemu.json).
+ifeq ($(QEMU),1)
+RUN_CONFIG ?= config/test-qemu.json
+SANDBOX_OPTIONS ?= --qemu
+RUN_NEEDS := guest-image
+else
 RUN_CONFIG ?= config/test.json
+SANDBOX_OPTIONS ?=
+RUN_NEEDS :=
+endif
 
 # The sandbox runs as a coprocess so that the recipe can read its ready line; `cat` then passes the
 # rest of its output on, ignoring Ctrl-C so that the sandbox's last lines still have a reader.
-run: deps
+run: deps $(RUN_NEEDS)
 	@trap 'kill -TERM $$sandbox $$daemon 2>/dev/null; wait; exit 130' INT TERM; \
-	coproc SANDBOX { exec ./camvirt-sandbox $(RUN_CONFIG); }; \
+	coproc SANDBOX { exec ./camvirt-sandbox $(SANDBOX_OPTIONS) $(RUN_CONFIG); }; \
 	sandbox=$$SANDBOX_PID; exec 3<&"$${SANDBOX[0]}"; \
 	ready=; while IFS= read -r line <&3; do echo "$$line"; \
 		case "$$line" in 'sandbox ready:'*) ready=1; break;; esac; done; \
@@ -16,3 +25,10 @@ run: deps
 	./camvirtd $(RUN_CONFIG) & daemon=$$!; \
 	wait -n $$sandbox $$daemon; status=$$?; \
 	kill -TERM $$sandbox $$daemon 2>/dev/null; wait; exit $$status
+
+# The real guests' kernel (Debian's, from apt) and busybox initramfs, cached in ~/.cache/camvirt-sandbox.
+# `apt-get download` needs package lists: fetched once when the first try finds none.
+.PHONY: guest-image
+guest-image: deps
+	@$(PYTHON) -m rockit.camvirt.guestimage >/dev/null 2>&1 || { apt-get update -qq && \
+		$(PYTHON) -m rockit.camvirt.guestimage >/dev/null; }

@@ -94,18 +94,33 @@ def newest_kernel_package():
     return max(names, key=lambda n: [int(x) for x in re.findall(r'\d+', n[1])])[0]
 
 
-def kernel_tree(cache):
-    """The unpacked kernel package in the cache, downloaded on first use."""
-    trees = glob.glob(os.path.join(cache, 'kernel', 'boot', 'vmlinuz-*'))
-    if not trees:
-        os.makedirs(os.path.join(cache, 'download'), exist_ok=True)
-        download = os.path.join(cache, 'download')
-        _run(['apt-get', 'download', newest_kernel_package()], cwd=download)
-        deb = glob.glob(os.path.join(download, '*.deb'))[0]
-        _run(['dpkg-deb', '-x', deb, os.path.join(cache, 'kernel')])
+def kernel_tree(cache, wanted):
+    """(folder, vmlinuz) of the kernel package unpacked in the cache, downloaded on first use (or when
+    a wanted module is not there). Only the wanted modules are kept: the rest is 400 MB."""
+    tree = os.path.join(cache, 'kernel')
+    kernels = glob.glob(os.path.join(tree, 'boot', 'vmlinuz-*'))
+    if kernels:
+        try:
+            modules_in_load_order(tree, wanted)
+            return tree, kernels[0]
+        except GuestImageError:
+            pass  # a module added since the cache was made
+    unpacked = tree + '.tmp'
+    shutil.rmtree(unpacked, ignore_errors=True)
+    download = os.path.join(cache, 'download')
+    os.makedirs(download, exist_ok=True)
+    _run(['apt-get', 'download', newest_kernel_package()], cwd=download)
+    for deb in glob.glob(os.path.join(download, '*.deb')):
+        _run(['dpkg-deb', '-x', deb, unpacked])
         os.remove(deb)
-        trees = glob.glob(os.path.join(cache, 'kernel', 'boot', 'vmlinuz-*'))
-    return os.path.join(cache, 'kernel'), trees[0]
+    needed = {path for _, path in modules_in_load_order(unpacked, wanted)}
+    for module in glob.glob(os.path.join(unpacked, 'lib', 'modules', '*', 'kernel', '**', '*.ko'), recursive=True):
+        if module not in needed:
+            os.remove(module)
+    shutil.rmtree(os.path.join(unpacked, 'usr'), ignore_errors=True)
+    shutil.rmtree(tree, ignore_errors=True)
+    os.rename(unpacked, tree)
+    return tree, glob.glob(os.path.join(tree, 'boot', 'vmlinuz-*'))[0]
 
 
 def module_depends(path):
@@ -183,7 +198,7 @@ def build_guest_image(cache=DEFAULT_CACHE):
     if not os.path.exists(BUSYBOX):
         raise GuestImageError('{} is missing: install the busybox-static package'.format(BUSYBOX))
     os.makedirs(cache, exist_ok=True)
-    tree, vmlinuz = kernel_tree(cache)
+    tree, vmlinuz = kernel_tree(cache, GUEST_MODULES)
     kernel = uncompressed_kernel(vmlinuz, cache)
     initrd = os.path.join(cache, 'initrd-{}.img'.format(os.path.basename(vmlinuz)))
     if os.path.exists(initrd) and os.path.getmtime(initrd) >= os.path.getmtime(__file__):

@@ -151,6 +151,14 @@ class GuestLog:
             pass
 
 
+def path_problems(folder):
+    """Why the guests cannot be given these paths on their kernel command line (split at whitespace)."""
+    return ['{}: the {} must have no whitespace in its path for --qemu (the guest gets it as a kernel '
+            'argument)'.format(path, what)
+            for what, path in (('sandbox folder', folder), ('repository', repository()), ('venv', venv_python()))
+            if any(c.isspace() for c in path)]
+
+
 def kernel_arguments(cameras, ignores_power_button, folder):
     """The guest /init's arguments (guestimage.INIT_SCRIPT): a cam= per camera, in guest port order.
     cam_sandbox names the sandbox's folder on QEMU's command line: what tells its guests from others."""

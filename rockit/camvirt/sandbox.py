@@ -25,7 +25,7 @@ import libvirt
 from .hypervisor import start_event_loop
 from .guestimage import GuestImageError, build_guest_image
 from .privatelibvirtd import SOCKET_NAME, LibvirtdError, PrivateLibvirtd, folder_problems, socket_in_use
-from .qemuworld import QemuGuests
+from .qemuworld import QemuGuests, path_problems
 from .service import configure_pyro, load_or_exit
 from .simcamd import ABSENT, ANSWERS, HUNG, CameraVMSimulator
 
@@ -221,7 +221,8 @@ def _close_quietly(guests, conn):
 def parse_args(argv):
     parser = argparse.ArgumentParser(
         prog='camvirt-sandbox',
-        description='Run a private libvirtd with the config\'s domains and simulated camera VMs.')
+        description='Run a private libvirtd with the config\'s domains and their camera VMs, '
+                    'simulated or (with --qemu) real.')
     parser.add_argument('config', help='camvirtd config whose domains and cameras to simulate')
     parser.add_argument('--dir', help='folder for libvirtd\'s sockets and pid file (default: the folder of '
                                       'the socket in the config\'s libvirt_uri)')
@@ -257,7 +258,7 @@ def prepare(args):
         unknown_domains(config, args.ignores_power_button)
     except SandboxError as e:
         fail(str(e))
-    problems = folder_problems(folder)
+    problems = folder_problems(folder) + (path_problems(folder) if args.qemu else [])
     if problems:
         fail('\n'.join('camvirt-sandbox: ' + p for p in problems))
     if socket_in_use(os.path.join(folder, SOCKET_NAME)):

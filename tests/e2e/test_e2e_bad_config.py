@@ -94,3 +94,22 @@ def test_camvirt_sandbox_refuses_options_that_do_not_fit_the_config(make_world):
 
     missing = run([SANDBOX, world.folder + '/no-such-config.json'], world.env)
     assert_one_line_reason(missing, 'cannot read config: No such file or directory')
+
+
+def test_camvirt_sandbox_refuses_qemu_options_that_do_not_fit(make_world):
+    world = make_world()
+    test_driver_uri = run([SANDBOX, '--qemu', world.config_path], world.env)
+    assert_one_line_reason(test_driver_uri, 'is not a QEMU sandbox URI (qemu+unix:///system?socket=DIR/libvirt-sock)')
+
+    unknown_domain = run([SANDBOX, '--qemu', '--ignores-power-button', 'vm9', world.config_path, '--dir',
+                          world.folder + '/q'], world.env)
+    assert_one_line_reason(unknown_domain, 'no domain vm9 in the config (it has cam1, cam2)')
+
+    spaced = run([SANDBOX, '--qemu', world.config_path, '--dir', world.folder + '/a b'], world.env)
+    assert_one_line_reason(spaced, 'must have no whitespace in its path for --qemu')
+
+    for options, reason in ((['--ignores-power-button', 'cam1'], '--ignores-power-button needs --qemu'),
+                            (['--qemu', '--boot-delay', '1'], '--boot-delay is for simulated guests')):
+        result = run([SANDBOX, world.config_path] + options, world.env)
+        assert result.returncode == 2 and reason in result.stderr  # argparse's usage error
+    assert not any(name.startswith(('libvirt', 'q', 'a b')) for name in os.listdir(world.folder))
