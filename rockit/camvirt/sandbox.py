@@ -26,7 +26,7 @@ from .hypervisor import start_event_loop
 from .guestimage import GuestImageError, build_guest_image
 from .privatelibvirtd import SOCKET_NAME, LibvirtdError, PrivateLibvirtd, folder_problems, socket_in_use
 from .qemuworld import QemuGuests, path_problems
-from .service import configure_pyro, load_or_exit
+from .service import StopRequest, configure_pyro, load_or_exit
 from .simcamd import ABSENT, ANSWERS, HUNG, CameraVMSimulator
 
 DEFAULT_BOOT_DELAY = 2.0
@@ -298,9 +298,7 @@ def main(argv=None):
     guests = guests_of_kind(args, cameras)
     configure_pyro()
     start_event_loop()  # before any connection opens, or its events go nowhere
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+    stop = StopRequest()
     sandbox = Sandbox(folder, guests, list(cameras), on_failure=stop.set)
     sandbox.start()
     stop.wait()

@@ -3,6 +3,7 @@ and tells systemd when it is serving."""
 
 import argparse
 import os
+import select
 import signal
 import socket
 import sys
@@ -29,6 +30,38 @@ def configure_pyro():
     Pyro4.config.SERVERTYPE = 'thread'
     Pyro4.config.THREADPOOL_SIZE = THREADPOOL_SIZE
     Pyro4.config.DETAILED_TRACEBACK = False
+
+
+class StopRequest:
+    """Set by SIGINT or SIGTERM, or by set() from any thread; wait() blocks the main thread until then.
+
+    It sleeps in select() on a pipe that Python's C-level signal handler writes to (set_wakeup_fd), so
+    a signal the kernel hands to any of our threads wakes it. An Event.wait() in the main thread would
+    sleep on: Python runs signal handlers only in the main thread, and only once it wakes."""
+
+    def __init__(self, signums=(signal.SIGINT, signal.SIGTERM)):
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._read, False)
+        os.set_blocking(self._write, False)
+        self._requested = threading.Event()
+        signal.set_wakeup_fd(self._write, warn_on_full_buffer=False)
+        for signum in signums:
+            signal.signal(signum, lambda *_: self._requested.set())
+
+    def set(self):
+        self._requested.set()
+        try:
+            os.write(self._write, b'\0')
+        except BlockingIOError:
+            pass  # the pipe is full of wake-ups already
+
+    def wait(self):
+        while not self._requested.is_set():
+            select.select([self._read], [], [])
+            try:
+                os.read(self._read, 4096)
+            except BlockingIOError:
+                pass
 
 
 def notify_systemd(message):
@@ -72,9 +105,7 @@ def main(argv=None):
     uri = pyro.register(CamvirtDaemon(config, hypervisor, probe, log), objectId=address.object_id)
     hypervisor.start()
 
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+    stop = StopRequest()
     server = threading.Thread(target=pyro.requestLoop, name='pyro', daemon=True)
     server.start()
     log.info('camvirtd serving {} for {} (libvirt {})'.format(uri, args.config, config.libvirt_uri))
