@@ -215,3 +215,4 @@ def make_world(conn):
     yield make
     for world in worlds:
         world.close()
+        print(world.log.text())  # shown by pytest only when the test failed

@@ -68,5 +68,3 @@ class VMState:
 
     # States in which the guest (and so its camd) can be up.
     ACTIVE = frozenset([Running, ShuttingDown, Paused])
-    # States from which initialize() has to start (or, when paused, resume) the domain.
-    STARTABLE = frozenset([ShutOff, Crashed, Paused])

@@ -51,7 +51,9 @@ def select_domains(configured, requested):
 
 
 def domains_to_start(names, states):
-    return [name for name in names if states[name].state in VMState.STARTABLE]
+    """Every domain of `names` that exists. start_domain() acts on libvirt's state of the moment (starts,
+    resumes or leaves alone): ours may be an event behind, as for a domain started and paused just now."""
+    return [name for name in names if states[name].state != VMState.Missing]
 
 
 def domains_still_up(names, states):
