@@ -4,11 +4,9 @@ independent observer and plain Pyro4 proxies as the dashboard and the operations
 
 import json
 import os
-import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -17,32 +15,19 @@ import uuid
 
 import Pyro4
 import Pyro4.errors
+from conftest import free_port  # ports below the ephemeral range: see there
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SANDBOX = os.path.join(REPO, 'camvirt-sandbox')
 CAMVIRTD = os.path.join(REPO, 'camvirtd')
 CAMVIRT = os.path.join(REPO, 'camvirt')
 
-# Ports for servers started later by other processes: below Linux's ephemeral range (32768-60999), so
-# that no client connection's local port takes one meanwhile; random, so that parallel runs rarely meet.
-PORT_RANGE = (20000, 32000)
 START_TIMEOUT = 15
 # A QEMU sandbox's libvirtd probes QEMU first (a few seconds, longer on a busy machine).
 QEMU_START_TIMEOUT = 90
 STOP_TIMEOUT = 10
 COMMAND_TIMEOUT = 40
 OFFLINE = {'state': 0, 'vm_active': False}
-
-
-def free_port():
-    while True:
-        port = random.randrange(*PORT_RANGE)
-        with socket.socket() as s:
-            try:
-                s.bind(('127.0.0.1', port))
-            except OSError:
-                continue
-            return port
 
 
 def wait_until(predicate, seconds, interval=0.05):
