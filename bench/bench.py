@@ -41,15 +41,22 @@ TEST_URI = 'test:///default'
 PYTHON = sys.executable
 
 
+_handed_out = set()  # ports already given to a server of this run: free until it binds
+
+
 def free_port():
-    with socket.socket() as s:
-        while True:
-            port = random.randrange(20000, 32000)
+    """A loopback port below the ephemeral range that nothing listens on and nobody here was given."""
+    while True:
+        port = random.randrange(20000, 32000)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
             try:
                 s.bind(('127.0.0.1', port))
-                return port
             except OSError:
                 continue
+        _handed_out.add(port)
+        return port
 
 
 def percentile(values, p):

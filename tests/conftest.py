@@ -34,10 +34,21 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _PORT_RANGE = (20000, 32000)
 
 
+# Every port handed out in this process: a port is free until its server binds it, so without this
+# two servers of one world (or of two worlds alive at once) could be given the same one.
+_handed_out = set()
+_handed_out_lock = threading.Lock()
+
+
 def free_port():
-    """A loopback port that nothing listens on now, picked at random so parallel runs rarely meet."""
+    """A loopback port that nothing listens on now and that no caller in this process was given
+    before, picked at random so parallel runs rarely meet."""
     while True:
         port = random.randrange(*_PORT_RANGE)
+        with _handed_out_lock:
+            if port in _handed_out:
+                continue
+            _handed_out.add(port)
         with socket.socket() as s:
             try:
                 s.bind(('127.0.0.1', port))
