@@ -141,9 +141,11 @@ class World:
     """A config and registry of its own in a temp folder, and the processes of one test."""
 
     def __init__(self, cameras=None, control_machines=('LocalHost',), initialize_timeout=4,
-                 shutdown_timeout=4, camera_timeout=0.5, extra_config=None, qemu=False):
+                 shutdown_timeout=4, camera_timeout=1.0, extra_config=None, qemu=False):
         """cameras: {domain: [camera id]}, by default cam1 and cam2 with a camera each; qemu: real
-        QEMU guests (camvirt-sandbox --qemu) instead of simulated ones."""
+        QEMU guests (camvirt-sandbox --qemu) instead of simulated ones. camera_timeout is camvirtd's
+        default (1 s): with the sandbox, camvirtd, libvirtd and the client sharing 2 busy cores, a
+        camd's reply has been seen to take over 0.5 s."""
         cameras = cameras or {'cam1': ['cam1'], 'cam2': ['cam2']}
         self.qemu = qemu
         self.folder = tempfile.mkdtemp(prefix='camvirt-e2e-')
