@@ -2,10 +2,25 @@
 
 import time
 
+import Pyro4
+
 from conftest import free_port
 from rockit.camvirt.cameras import CameraProbe, wait_until_answering
 from rockit.camvirt.registry import DaemonAddress
-from rockit.camvirt.simcamd import HungCamd, SimulatedCamd
+from rockit.camvirt.simcamd import HungCamd, SimulatedCamd, SimulatedCamera
+
+
+@Pyro4.expose
+class GlitchingCamera(SimulatedCamera):
+    """Raises on the next call when told to, as a camd going away (or its leftovers) may."""
+
+    glitch = False
+
+    def report_status(self):
+        if self.glitch:
+            self.glitch = False
+            raise RuntimeError('unknown object')
+        return super().report_status()
 
 
 def address():
@@ -77,6 +92,39 @@ def test_wait_until_answering_sees_a_late_camd():
     try:
         assert wait_until_answering(probe, camd.address, time.monotonic() + 10, give_up)
         assert camd.camera.calls == 1
+    finally:
+        probe.close()
+        camd.stop()
+
+
+def test_a_kept_connection_that_fails_is_replaced_by_a_new_one():
+    camd = SimulatedCamd(address(), 'cam1')
+    camd.camera = GlitchingCamera('cam1')
+    camd.start()
+    probe = CameraProbe(timeout=1)
+    try:
+        assert probe.status(camd.address) is not None
+        camd.camera.glitch = True
+        assert probe.status(camd.address) is not None  # asked again, on a new connection
+        assert camd.camera.calls == 2
+        probe.forget(camd.address)
+        camd.camera.glitch = True
+        assert probe.status(camd.address) is None  # a new connection failing: not answering
+    finally:
+        probe.close()
+        camd.stop()
+
+
+def test_a_connection_in_use_when_its_camd_is_forgotten_is_not_kept():
+    camd = SimulatedCamd(address(), 'cam1').start()
+    probe = CameraProbe(timeout=1)
+    try:
+        proxy, _reused, generation = probe._take(camd.address.uri)  # a query in flight ...
+        probe.forget(camd.address)  # ... when the VM stops
+        probe._give_back(camd.address.uri, proxy, generation)
+        assert probe._idle.get(camd.address.uri) in (None, [])
+        assert probe.status(camd.address) is not None
+        assert len(probe._idle[camd.address.uri]) == 1  # later queries are kept again
     finally:
         probe.close()
         camd.stop()

@@ -51,17 +51,27 @@ class _ClosingDaemon(Pyro4.Daemon):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._clients = set()
+        self._lock = threading.Lock()
+        self._closing = False
 
     def _handshake(self, conn, denied_reason=None):  # pylint: disable=arguments-differ
-        self._clients.add(conn)
+        with self._lock:
+            if self._closing:  # connected while we shut down: a powered-off VM says nothing
+                conn.close()
+                return False
+            self._clients.add(conn)
         return super()._handshake(conn, denied_reason)
 
     def clientDisconnect(self, conn):
-        self._clients.discard(conn)
+        with self._lock:
+            self._clients.discard(conn)
 
     def shutdown(self):
+        with self._lock:
+            self._closing = True
+            clients, self._clients = list(self._clients), set()
         super().shutdown()
-        for conn in list(self._clients):
+        for conn in clients:
             conn.close()
 
 

@@ -5,6 +5,7 @@ ignores the power button needs a real guest: test_e2e_qemu.py.)"""
 import datetime
 import json
 import re
+import time
 
 import Pyro4
 import pytest
@@ -17,6 +18,32 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(60)]
 def since(status, name):
     entry = next(d for d in status['domains'] if d['name'] == name)
     return datetime.datetime.fromisoformat(entry['since'])
+
+
+def diagnose(world, camera_id):
+    """What camd and camvirtd say of a camera now, for a failure message."""
+    found = []
+    for what, call in (('camd directly', lambda: _direct(world, camera_id)),
+                       ('camvirtd report_camera_status', lambda: _through(world, camera_id)),
+                       ('camvirt status again', lambda: camera_labels(world.status()))):
+        started = time.monotonic()
+        try:
+            found.append('{}: {!r}'.format(what, call()))
+        except Exception as e:  # noqa: BLE001 - any failure is what we want to see
+            found.append('{}: {!r}'.format(what, e))
+        found[-1] += ' ({:.2f} s)'.format(time.monotonic() - started)
+    return '; '.join(found)
+
+
+def _direct(world, camera_id):
+    with Pyro4.Proxy(world.pyro_uri('e2e_camd_' + camera_id)) as camd:
+        camd._pyroTimeout = 5
+        return camd.report_status()
+
+
+def _through(world, camera_id):
+    with world.proxy() as proxy:
+        return proxy.report_camera_status(camera_id)
 
 
 def test_one_vm_at_a_time_leaves_the_others_alone(make_world):
@@ -36,7 +63,7 @@ def test_one_vm_at_a_time_leaves_the_others_alone(make_world):
     assert restart.returncode == 0, restart.stdout + restart.stderr
     status = world.status()
     assert domain_states(status) == {'cam1': 'shut off', 'cam2': 'running'}
-    assert camera_labels(status) == {'cam1': 'OFFLINE', 'cam2': 'IDLE'}
+    assert camera_labels(status) == {'cam1': 'OFFLINE', 'cam2': 'IDLE'}, diagnose(world, 'cam2')
     assert since(status, 'cam2') > before  # it really went down and up again
     assert world.sandbox.out.wait_for(r'^cam2: powered off', 5)
 
