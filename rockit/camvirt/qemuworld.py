@@ -18,7 +18,6 @@ import xml.sax.saxutils
 import libvirt
 
 from .privatelibvirtd import SOCKET_NAME, PrivateLibvirtd
-from .simcamd import ABSENT, HUNG
 
 GUEST_MEMORY_MIB = 192
 # The guest serves its cameras' camds on these ports, one after another; QEMU forwards each camera's
@@ -160,13 +159,14 @@ def path_problems(folder):
 
 
 def kernel_arguments(cameras, ignores_power_button, folder):
-    """The guest /init's arguments (guestimage.INIT_SCRIPT): a cam= per camera, in guest port order.
+    """The guest /init's arguments (guestimage.INIT_SCRIPT): a cam= per camera, in guest port order,
+    with simcamd's behaviour name (answers, hung, absent), which the /init reads as it is.
     cam_sandbox names the sandbox's folder on QEMU's command line: what tells its guests from others."""
     arguments = ['console=ttyS0', 'quiet', 'panic=-1', 'cam_python=' + venv_python(), 'cam_repo=' + repository(),
                  'cam_acpi={}'.format(0 if ignores_power_button else 1), 'cam_sandbox=' + folder]
     for index, (address, camera_id, behaviour) in enumerate(cameras):
         arguments.append('cam={}:{}:{}:{}'.format(FIRST_GUEST_PORT + index, address.object_id, camera_id,
-                                                  {HUNG: 'hung', ABSENT: 'absent'}.get(behaviour, 'answers')))
+                                                  behaviour))
     return ' '.join(arguments)
 
 
