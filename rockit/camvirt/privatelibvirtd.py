@@ -62,8 +62,10 @@ class LibvirtdError(Exception):
     """libvirtd could not be started; the message says why, in one line."""
 
 
-def sandbox_uri(folder):
-    return 'test+unix:///default?socket={}'.format(os.path.join(folder, SOCKET_NAME))
+def sandbox_uri(folder, qemu=False):
+    """The URI of a sandbox libvirtd in `folder`: its test driver, or (qemu) its QEMU driver."""
+    driver = 'qemu+unix:///system' if qemu else 'test+unix:///default'
+    return '{}?socket={}'.format(driver, os.path.join(folder, SOCKET_NAME))
 
 
 def folder_problems(folder):

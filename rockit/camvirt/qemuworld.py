@@ -17,7 +17,7 @@ import xml.sax.saxutils
 
 import libvirt
 
-from .privatelibvirtd import SOCKET_NAME, PrivateLibvirtd
+from .privatelibvirtd import PrivateLibvirtd, sandbox_uri
 
 GUEST_MEMORY_MIB = 192
 # The guest serves its cameras' camds on these ports, one after another; QEMU forwards each camera's
@@ -54,10 +54,6 @@ exec "$@"
 '''.format(pairs=' '.join('{}:{}'.format(k, v) for k, v in STATE_FOLDERS.items()))
 
 
-def qemu_sandbox_uri(folder):
-    return 'qemu+unix:///system?socket={}'.format(os.path.join(folder, SOCKET_NAME))
-
-
 class QemuLibvirtd(PrivateLibvirtd):
     """PrivateLibvirtd with its hypervisor drivers loaded and QEMU's state kept in the folder."""
 
@@ -65,7 +61,7 @@ class QemuLibvirtd(PrivateLibvirtd):
 
     def __init__(self, folder):
         super().__init__(folder)
-        self.uri = qemu_sandbox_uri(folder)
+        self.uri = sandbox_uri(folder, qemu=True)
 
     def _spawn_command(self):
         return (['setpriv', '--pdeathsig', 'TERM', 'unshare', '--mount', '--propagation', 'private',
@@ -92,6 +88,7 @@ class QemuGuests:
         """cameras: {domain: [(DaemonAddress, camera id, behaviour)]}; ignores_power_button: domain
         names; image: (kernel, initramfs); log(line) prints what the guests do."""
         self._cameras = cameras
+        self.domains = list(cameras)
         self._ignores_power_button = set(ignores_power_button)
         self._kernel, self._initrd = image
         self._log = log

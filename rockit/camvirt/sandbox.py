@@ -24,7 +24,8 @@ import libvirt
 
 from .hypervisor import start_event_loop
 from .guestimage import GuestImageError, build_guest_image
-from .privatelibvirtd import SOCKET_NAME, LibvirtdError, PrivateLibvirtd, folder_problems, socket_in_use
+from .privatelibvirtd import (SOCKET_NAME, LibvirtdError, PrivateLibvirtd, folder_problems, sandbox_uri,
+                              socket_in_use)
 from .qemuworld import QemuGuests, path_problems
 from .service import StopRequest, configure_pyro, load_or_exit
 from .simcamd import ABSENT, ANSWERS, HUNG, CameraVMSimulator
@@ -48,8 +49,8 @@ def say(message):
 
 
 # The sandbox URI of each kind, with DIR for the sandbox's folder.
-TEST_DRIVER_URI = 'test+unix:///default?socket=DIR/' + SOCKET_NAME
-QEMU_URI = 'qemu+unix:///system?socket=DIR/' + SOCKET_NAME
+TEST_DRIVER_URI = sandbox_uri('DIR')
+QEMU_URI = sandbox_uri('DIR', qemu=True)
 
 
 def folder_from_uri(uri, qemu=False):
@@ -114,6 +115,7 @@ class SimulatedGuests:
 
     def __init__(self, cameras, boot_delay, log):
         self._cameras = cameras
+        self.domains = list(cameras)
         self._boot_delay = boot_delay
         self._log = log
 
@@ -136,10 +138,9 @@ class SimulatedGuests:
 class Sandbox:
     """Keeps a private libvirtd, the domains on it and their guests going until stop()."""
 
-    def __init__(self, folder, guests, domains, on_failure):
+    def __init__(self, folder, guests, on_failure):
         self.libvirtd = guests.libvirtd(folder)
         self._guests = guests
-        self._domains = domains
         self._on_failure = on_failure
         self._stopping = threading.Event()
         self.error = None
@@ -195,7 +196,7 @@ class Sandbox:
             raise
 
     def _announce(self, first):
-        domains = ', '.join(self._domains)
+        domains = ', '.join(self._guests.domains)
         if first:
             say('sandbox ready: libvirt {} domains {} (libvirtd pid {})'.format(
                 self.libvirtd.uri, domains, self.libvirtd.pid))
@@ -299,7 +300,7 @@ def main(argv=None):
     configure_pyro()
     start_event_loop()  # before any connection opens, or its events go nowhere
     stop = StopRequest()
-    sandbox = Sandbox(folder, guests, list(cameras), on_failure=stop.set)
+    sandbox = Sandbox(folder, guests, on_failure=stop.set)
     sandbox.start()
     stop.wait()
     sandbox.stop()

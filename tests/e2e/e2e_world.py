@@ -296,9 +296,9 @@ class World:
 def qemu_pids(folder):
     """QEMU processes of the guests of the sandbox in `folder` (named in the guest's kernel arguments)."""
     mark = re.compile(r'\bcam_sandbox={}(\s|\x00|$)'.format(re.escape(folder)))
-    return [int(entry) for entry in os.listdir('/proc') if entry.isdigit() and
-            _cmdline(int(entry)).startswith('/usr/bin/qemu-system') and mark.search(_cmdline(int(entry))) and
-            process_alive(int(entry))]
+    commands = {int(entry): _cmdline(int(entry)) for entry in os.listdir('/proc') if entry.isdigit()}
+    return [pid for pid, command in commands.items()
+            if command.startswith('/usr/bin/qemu-system') and mark.search(command) and process_alive(pid)]
 
 
 def _cmdline(pid):
