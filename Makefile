@@ -8,7 +8,7 @@ APT_PACKAGES := libvirt-dev pkg-config libvirt-daemon libvirt-daemon-system libv
 	rpm systemd qemu-system-x86 libvirt-daemon-driver-qemu busybox-static
 PYTEST_ARGS ?=
 
-.PHONY: deps apt venv test test-qemu lint run bench rpm install clean
+.PHONY: deps apt venv test test-unit test-qemu lint run bench rpm install clean
 
 deps: apt venv
 
@@ -17,7 +17,8 @@ apt:
 		| grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing: $$missing"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+		apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive \
+			apt-get -o DPkg::Lock::Timeout=600 install -y -qq $$missing >/dev/null; \
 	fi
 
 venv: $(VENV)/.installed
@@ -33,6 +34,11 @@ lint: venv
 # guest-image (mk/sandbox.mk): the real-VM tests' kernel and initramfs, built once into a cache.
 test: deps lint guest-image
 	$(PYTHON) -m pytest -q $(PYTEST_ARGS)
+
+# The inner loop: the unit tests alone (no private libvirtd, guest image, RPM build or benchmark).
+UNIT_TEST_ARGS := --ignore=tests/e2e --ignore=tests/test_packaging.py --ignore=tests/test_bench_smoke.py
+test-unit: venv
+	$(PYTHON) -m pytest -q $(UNIT_TEST_ARGS) $(PYTEST_ARGS)
 
 # Only the end-to-end tests with real QEMU guests.
 test-qemu: deps guest-image

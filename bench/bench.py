@@ -35,7 +35,7 @@ from rockit.camvirt.obslog import ObservatoryLog  # noqa: E402
 from rockit.camvirt.registry import Registry  # noqa: E402
 from rockit.camvirt.server import CamvirtDaemon  # noqa: E402
 from rockit.camvirt.service import configure_pyro  # noqa: E402
-from rockit.camvirt.simcamd import SimulatedCamd  # noqa: E402
+from testworld.simcamd import SimulatedCamd  # noqa: E402
 
 TEST_URI = 'test:///default'
 PYTHON = sys.executable

@@ -14,9 +14,10 @@ endif
 
 # The sandbox runs as a coprocess so that the recipe can read its ready line; `cat` then passes the
 # rest of its output on, ignoring Ctrl-C so that the sandbox's last lines still have a reader.
+run: export CAMVIRTD_REGISTRY ?= testworld/registry-local.json
 run: deps $(RUN_NEEDS)
 	@trap 'kill -TERM $$sandbox $$daemon 2>/dev/null; wait; exit 130' INT TERM; \
-	coproc SANDBOX { exec ./camvirt-sandbox $(SANDBOX_OPTIONS) $(RUN_CONFIG); }; \
+	coproc SANDBOX { exec ./testworld/camvirt-sandbox $(SANDBOX_OPTIONS) $(RUN_CONFIG); }; \
 	sandbox=$$SANDBOX_PID; exec 3<&"$${SANDBOX[0]}"; \
 	ready=; while IFS= read -r line <&3; do echo "$$line"; \
 		case "$$line" in 'sandbox ready:'*) ready=1; break;; esac; done; \
@@ -30,5 +31,5 @@ run: deps $(RUN_NEEDS)
 # `apt-get download` needs package lists: fetched once when the first try finds none.
 .PHONY: guest-image
 guest-image: deps
-	@$(PYTHON) -m rockit.camvirt.guestimage >/dev/null 2>&1 || { apt-get update -qq && \
-		$(PYTHON) -m rockit.camvirt.guestimage >/dev/null; }
+	@$(PYTHON) -m testworld.guestimage >/dev/null 2>&1 || { apt-get update -qq && \
+		$(PYTHON) -m testworld.guestimage >/dev/null; }

@@ -23,7 +23,7 @@ from rockit.camvirt.hypervisor import Hypervisor, start_event_loop  # noqa: E402
 from rockit.camvirt.registry import Registry  # noqa: E402
 from rockit.camvirt.server import CamvirtDaemon  # noqa: E402
 from rockit.camvirt.service import configure_pyro  # noqa: E402
-from rockit.camvirt.simcamd import ANSWERS, CameraVMSimulator  # noqa: E402
+from testworld.simcamd import ANSWERS, CameraVMSimulator  # noqa: E402
 
 TEST_URI = 'test:///default'
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -7,7 +7,7 @@ import Pyro4
 from conftest import free_port
 from rockit.camvirt.cameras import CameraProbe, wait_until_answering
 from rockit.camvirt.registry import DaemonAddress
-from rockit.camvirt.simcamd import HungCamd, SimulatedCamd, SimulatedCamera
+from testworld.simcamd import HungCamd, SimulatedCamd, SimulatedCamera
 
 
 @Pyro4.expose

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import REPO, free_port
 from rockit.camvirt.client import find_config_path, ClientError, format_status_table
-from rockit.camvirt.simcamd import ABSENT
+from testworld.simcamd import ABSENT
 
 CAMVIRT = os.path.join(REPO, 'camvirt')
 

@@ -53,8 +53,9 @@ def test_superwasp_das1_resolves_addresses(registry):
     assert config.log_daemon.uri == 'PYRO:observatory_log_daemon@10.2.6.100:9016'
 
 
-def test_test_config_is_all_loopback(registry):
-    config = load_config(os.path.join(REPO, 'config', 'test.json'), registry)
+def test_test_config_is_all_loopback(monkeypatch):
+    monkeypatch.setenv('CAMVIRTD_REGISTRY', os.path.join(REPO, 'testworld', 'registry-local.json'))
+    config = load_config(os.path.join(REPO, 'config', 'test.json'), load_registry())
     assert config.daemon.host == '127.0.0.1'
     assert config.control_ips == {'127.0.0.1'}
     assert all(c.address.host == '127.0.0.1' for c in config.cameras.values())

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from rockit.camvirt.guestimage import (BUSYBOX, GuestImageError, module_depends, modules_in_load_order,
+from testworld.guestimage import (BUSYBOX, GuestImageError, module_depends, modules_in_load_order,
                                        pack_initramfs, uncompressed_kernel)
 
 

@@ -138,7 +138,8 @@ def complete(line, env):
 
 
 def test_bash_completion():
-    env = dict(os.environ, PATH=REPO + ':' + os.environ['PATH'], CAMVIRTD_REGISTRY='',
+    env = dict(os.environ, PATH=REPO + ':' + os.environ['PATH'],
+               CAMVIRTD_REGISTRY=os.path.join(REPO, 'testworld', 'registry-local.json'),
                CAMVIRTD_CONFIG_PATH=os.path.join(REPO, 'config', 'test.json'))
     assert complete('camvirt ', env) == ['config', 'init', 'kill', 'restart', 'status']
     assert complete('camvirt st', env) == ['status']

@@ -2,9 +2,9 @@
 
 import xml.etree.ElementTree as ET
 
-from rockit.camvirt.qemuworld import FIRST_GUEST_PORT, guest_xml, path_problems
+from testworld.qemuworld import FIRST_GUEST_PORT, guest_xml, path_problems
 from rockit.camvirt.registry import DaemonAddress
-from rockit.camvirt.simcamd import ABSENT, ANSWERS, HUNG
+from testworld.simcamd import ABSENT, ANSWERS, HUNG
 
 CAMERAS = [(DaemonAddress('a', 'camd_a', '127.0.0.1', 21001), 'cam1', ANSWERS),
            (DaemonAddress('b', 'camd_b', '127.0.0.2', 21002), 'cam2', HUNG),

@@ -13,6 +13,7 @@ from rockit.camvirt.registry import RegistryError, load_registry
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REFERENCE = os.path.join(REPO, '..', 'shared', 'reference', 'rockit-registry.json')
+LOCAL_REGISTRY = os.path.join(REPO, 'testworld', 'registry-local.json')
 
 
 @pytest.fixture(autouse=True)
@@ -33,7 +34,9 @@ def test_shipped_registry_has_every_reference_fact():
         assert registry.machine_ip(name) == ip
 
 
-def test_loopback_names_for_the_test_config():
+def test_the_test_names_are_the_test_worlds_not_the_products(monkeypatch):
+    assert not load_registry().has_daemon('localhost_camvirt')
+    monkeypatch.setenv('CAMVIRTD_REGISTRY', LOCAL_REGISTRY)
     registry = load_registry()
     assert registry.daemon('localhost_camvirt').uri == 'PYRO:localhost_camvirt_daemon@127.0.0.1:9020'
     assert registry.machine_ip('LocalHost') == '127.0.0.1'
@@ -70,7 +73,7 @@ def test_bad_operator_file_is_named(tmp_path, monkeypatch, content, text):
 
 def test_rockit_common_is_the_registry_when_installed(tmp_path):
     """A real rockit.common package on the path (laid out as rockit-common ships it) replaces the
-    shipped registry; the loopback test names are still there."""
+    shipped registry; the test world's loopback names are not in it."""
     common = tmp_path / 'rockit' / 'common'
     common.mkdir(parents=True)
     (common / '__init__.py').write_text('from .ip import IP\nfrom . import daemons\n')
@@ -86,8 +89,8 @@ def test_rockit_common_is_the_registry_when_installed(tmp_path):
     script = textwrap.dedent('''
         from rockit.camvirt.registry import load_registry
         r = load_registry()
-        print(r.daemon('site_camvirt').uri, r.has_daemon('superwasp_cam1'), r.daemon('localhost_camvirt').host)
+        print(r.daemon('site_camvirt').uri, r.has_daemon('superwasp_cam1'), r.has_daemon('localhost_camvirt'))
     ''')
     env = dict(os.environ, PYTHONPATH='{}:{}'.format(REPO, tmp_path), CAMVIRTD_REGISTRY='')
     out = subprocess.run([sys.executable, '-c', script], env=env, capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ['PYRO:site_camvirt_daemon@192.0.2.20:9500', 'False', '127.0.0.1']
+    assert out.stdout.split() == ['PYRO:site_camvirt_daemon@192.0.2.20:9500', 'False', 'False']

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import wait_until
 from rockit.camvirt.constants import OFFLINE_CAMERA_STATUS, CameraState, CommandStatus, VMState
-from rockit.camvirt.simcamd import ABSENT, HUNG
+from testworld.simcamd import ABSENT, HUNG
 
 
 def libvirt_states(world):

@@ -3,8 +3,7 @@
 Layers, later ones overriding earlier ones:
 1. rockit.common's `daemons` and `IP` when that package is installed, else the rockit registry shipped
    with this package (data/registry.json);
-2. the names config/test.json uses on this machine (data/registry-local.json);
-3. operator files: every *.json in /etc/camvirtd/registry.d/, or the files listed (':'-separated) in
+2. operator files: every *.json in /etc/camvirtd/registry.d/, or the files listed (':'-separated) in
    the CAMVIRTD_REGISTRY environment variable, which replaces that folder.
 Operator files have the shape of data/registry.json:
     {"daemons": {"name": {"object_id": "...", "host": "MachineName or IP", "port": 9000}},
@@ -129,7 +128,6 @@ def load_registry():
     if base is None:
         base = read_registry_file(os.path.join(_DATA_DIR, 'registry.json'))
     registry.merge(*base)
-    registry.merge(*read_registry_file(os.path.join(_DATA_DIR, 'registry-local.json')))
     for path in operator_registry_files():
         registry.merge(*read_registry_file(path))
     return registry

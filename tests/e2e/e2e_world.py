@@ -18,7 +18,7 @@ import Pyro4.errors
 from conftest import free_port  # ports below the ephemeral range: see there
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SANDBOX = os.path.join(REPO, 'camvirt-sandbox')
+SANDBOX = os.path.join(REPO, 'testworld', 'camvirt-sandbox')
 CAMVIRTD = os.path.join(REPO, 'camvirtd')
 CAMVIRT = os.path.join(REPO, 'camvirt')
 

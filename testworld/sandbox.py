@@ -22,12 +22,14 @@ from urllib.parse import parse_qs, urlsplit
 
 import libvirt
 
-from .hypervisor import start_event_loop
+from rockit.camvirt.hypervisor import start_event_loop
+from rockit.camvirt.registry import REGISTRY_ENV
+from rockit.camvirt.service import StopRequest, configure_pyro, load_or_exit
+
 from .guestimage import GuestImageError, build_guest_image
 from .privatelibvirtd import (SOCKET_NAME, LibvirtdError, PrivateLibvirtd, folder_problems, sandbox_uri,
                               socket_in_use)
 from .qemuworld import QemuGuests, path_problems
-from .service import StopRequest, configure_pyro, load_or_exit
 from .simcamd import ABSENT, ANSWERS, HUNG, CameraVMSimulator
 
 DEFAULT_BOOT_DELAY = 2.0
@@ -293,8 +295,14 @@ def guests_of_kind(args, cameras):
     return QemuGuests(cameras, args.ignores_power_button, image, log=say)
 
 
+# The names config/test.json and config/test-qemu.json use (localhost_*), the test world's own: used
+# when CAMVIRTD_REGISTRY does not name registry files already.
+LOCAL_REGISTRY = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'registry-local.json')
+
+
 def main(argv=None):
     args = parse_args(argv)
+    os.environ.setdefault(REGISTRY_ENV, LOCAL_REGISTRY)
     folder, cameras, made_folder = prepare(args)
     guests = guests_of_kind(args, cameras)
     configure_pyro()

@@ -66,7 +66,7 @@ for cam in $CAMS; do
     hung) HANGS=--hangs ;;
     *) HANGS= ;;
   esac
-  PYTHONPATH=$REPO PYTHONDONTWRITEBYTECODE=1 HOME=/ chroot /hostroot $PYTHON -m rockit.camvirt.simcamd \
+  PYTHONPATH=$REPO PYTHONDONTWRITEBYTECODE=1 HOME=/ chroot /hostroot $PYTHON -m testworld.simcamd \
     --host 0.0.0.0 --port $1 --object-id $2 --camera-id $3 $HANGS &
   echo "guest: camd of camera $3 starting on port $1"
 done
