@@ -33,7 +33,7 @@ from rockit.camvirt.config import parse_config  # noqa: E402
 from rockit.camvirt.hypervisor import Hypervisor, start_event_loop  # noqa: E402
 from rockit.camvirt.obslog import ObservatoryLog  # noqa: E402
 from rockit.camvirt.registry import Registry  # noqa: E402
-from rockit.camvirt.server import CamvirtDaemon  # noqa: E402
+from rockit.camvirt.api import CamvirtAPI  # noqa: E402
 from rockit.camvirt.service import configure_pyro  # noqa: E402
 from testworld.simcamd import SimulatedCamd  # noqa: E402
 
@@ -112,8 +112,8 @@ class InProcessWorld:
         self.hypervisor = Hypervisor(TEST_URI, self.config.domains, QuietLog())
         self.probe = CameraProbe(self.config.camera_timeout)
         self.pyro = Pyro4.Daemon(host='127.0.0.1', port=self.config.daemon.port)
-        self.uri = self.pyro.register(CamvirtDaemon(self.config, self.hypervisor, self.probe, QuietLog()),
-                                      objectId=self.config.daemon.object_id)
+        self.api = CamvirtAPI(self.config, self.hypervisor, self.probe, QuietLog())
+        self.uri = self.pyro.register(self.api, objectId=self.config.daemon.object_id)
         self.hypervisor.start()
         threading.Thread(target=self.pyro.requestLoop, daemon=True).start()
         wait_until(lambda: self.hypervisor.connected)
@@ -181,6 +181,7 @@ class InProcessWorld:
         self.conn.domainEventDeregisterAny(self._callback)
         self.pyro.shutdown()
         self.hypervisor.stop()
+        self.api.close()
         self.probe.close()
         for dom in self.domains():
             dom.undefine()

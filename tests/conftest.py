@@ -21,7 +21,7 @@ from rockit.camvirt.cameras import CameraProbe  # noqa: E402
 from rockit.camvirt.config import parse_config  # noqa: E402
 from rockit.camvirt.hypervisor import Hypervisor, start_event_loop  # noqa: E402
 from rockit.camvirt.registry import Registry  # noqa: E402
-from rockit.camvirt.server import CamvirtDaemon  # noqa: E402
+from rockit.camvirt.api import CamvirtAPI  # noqa: E402
 from rockit.camvirt.service import configure_pyro  # noqa: E402
 from testworld.simcamd import ANSWERS, CameraVMSimulator  # noqa: E402
 
@@ -141,7 +141,7 @@ class World:
         self.log = ListLog()
         self.hypervisor = Hypervisor(libvirt_uri, self.config.domains, self.log)
         self.probe = CameraProbe(self.config.camera_timeout)
-        self.daemon_object = CamvirtDaemon(self.config, self.hypervisor, self.probe, self.log)
+        self.daemon_object = CamvirtAPI(self.config, self.hypervisor, self.probe, self.log)
         address = self.config.daemon
         self.pyro = Pyro4.Daemon(host=address.host, port=address.port)
         self.uri = self.pyro.register(self.daemon_object, objectId=address.object_id)
@@ -149,7 +149,7 @@ class World:
         self._thread = threading.Thread(target=self.pyro.requestLoop, daemon=True)
         self._thread.start()
         if libvirt_uri == TEST_URI:
-            assert self.hypervisor.wait_for(lambda states, connected: connected, deadline(5))
+            assert self.hypervisor.wait_connected(deadline(5))
 
     def proxy(self, timeout=30):
         proxy = Pyro4.Proxy(self.uri)
@@ -186,6 +186,7 @@ class World:
         self.pyro.close()
         self.simulator.close()
         self.hypervisor.stop()
+        self.daemon_object.close()
         self.probe.close()
         for name in self.domain_names:
             remove_domain(self.conn, name)

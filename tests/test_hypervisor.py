@@ -55,8 +55,8 @@ def watched(conn):
 
 
 def wait_state(hypervisor, name, state):
-    return hypervisor.wait_for(lambda states, connected: connected and states[name].state == state,
-                               deadline(5))
+    assert hypervisor.wait_connected(deadline(5))
+    return hypervisor.wait_for_state(name, {state}, deadline(5)) == state
 
 
 def test_follows_lifecycle_events(conn, watched):
@@ -86,8 +86,7 @@ def test_defining_or_undefining_a_running_domain_leaves_it_running(conn, watched
     assert wait_state(hypervisor, present, VMState.Running)
     conn.defineXML(dom.XMLDesc())  # its definition updated, as the sandbox does after a libvirtd restart
     dom.undefine()  # it runs on, transient
-    assert hypervisor.wait_for(lambda states, connected: states[present].state != VMState.Running, deadline(0.5)) \
-        is False
+    assert hypervisor.wait_for_state(present, VMState.STOPPED, deadline(0.5)) == VMState.Running
     assert state_from_info(*dom.state()) == VMState.Running
     dom.destroy()
     assert wait_state(hypervisor, present, VMState.ShutOff)
@@ -113,7 +112,7 @@ def test_unreachable_libvirt_is_reported_not_raised(tmp_path):
     hypervisor = Hypervisor('test+unix:///default?socket={}'.format(tmp_path / 'sock'), ['x'], log)
     hypervisor.start()
     try:
-        assert not hypervisor.wait_for(lambda states, connected: connected, deadline(0.5))
+        assert not hypervisor.wait_connected(deadline(0.5))
         assert hypervisor.states()['x'].state == VMState.Unknown
         assert 'cannot connect to libvirt' in log.text()
         # The error is logged once, not on every retry.

@@ -154,7 +154,7 @@ def test_make_install_into_destdir(tmp_path):
          'SITELIB=/usr/lib/python3.9/site-packages'], cwd=REPO)
     for path in ['usr/bin/camvirtd', 'usr/bin/camvirt', 'usr/lib/systemd/system/camvirtd@.service',
                  'etc/bash_completion.d/camvirt', 'etc/camvirtd/superwasp_das1.json',
-                 'usr/lib/python3.9/site-packages/rockit/camvirt/server.py',
+                 'usr/lib/python3.9/site-packages/rockit/camvirt/api.py',
                  'usr/lib/python3.9/site-packages/rockit/camvirt/data/registry.json']:
         assert (tmp_path / path).exists(), path
     assert os.access(tmp_path / 'usr/bin/camvirtd', os.X_OK)

@@ -44,7 +44,7 @@ def test_initialize_fails_after_timeout_when_a_camd_never_appears(make_world):
     assert 'camera c2a (camd_c2a at 127.0.0.1:' in log and 'did not answer within 1 s' in log
     assert 'c1a' not in log.split('initialize failed')[0].split('requested')[-1]
     last = world.call('report_status')['last_command']
-    assert last['status'] == CommandStatus.Failed and 'c2a' in last['message']
+    assert last['status'] == CommandStatus.Failed and [p for p in last['problems'] if 'c2a' in p]
 
 
 def test_initialize_fails_naming_a_hung_camd(make_world):

@@ -141,8 +141,18 @@ def print_failure_summary(config):
         last = call_daemon(config, 'report_status', STATUS_TIMEOUT).get('last_command') or {}
     except Pyro4.errors.PyroError:  # unreachable, or something else answers there
         return
-    for problem in filter(None, (last.get('message') or '').split('; ')):
+    for problem in command_problems(last):
         print('  ' + problem)
+
+
+def command_problems(last_command):
+    """The problems of report_status()'s last command, one per line (a list since camvirtd 1.1;
+    a '; '-joined 'message' before)."""
+    if not last_command:
+        return []
+    if 'problems' in last_command:
+        return list(last_command['problems'])
+    return [p for p in (last_command.get('message') or '').split('; ') if p]
 
 
 def restart(config, domains):
@@ -179,9 +189,9 @@ def format_status_table(status, color):
                 domain['name'], stop['time'], stop['state']), 'red', color))
     last = status.get('last_command')
     if last:
-        lines.append('last command: {} {} at {}{}'.format(
-            last['name'], CommandStatus.message(last['status']), last['time'],
-            ' ({})'.format(last['message']) if last['message'] else ''))
+        lines.append('last command: {} {} at {}'.format(
+            last['name'], CommandStatus.message(last['status']), last['time']))
+        lines += ['  ' + problem for problem in command_problems(last)]
     return lines
 
 

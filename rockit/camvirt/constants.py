@@ -66,5 +66,11 @@ class VMState:
     Missing = 'missing'
     Unknown = 'unknown'
 
-    # States in which the guest (and so its camd) can be up.
-    ACTIVE = frozenset([Running, ShuttingDown, Paused])
+    # Each set of states that decides something, defined here once:
+    # the guest is in memory: a shutdown waits until the domain has left these.
+    UP = frozenset([Running, ShuttingDown, Paused])
+    # camd may answer, so a status query asks it. Unknown (libvirt unreachable, or the state not read
+    # yet) is in: then camd itself is the best witness of whether its VM runs.
+    PROBED = frozenset([Running, ShuttingDown, Unknown])
+    # a domain that camvirtd expects to run has stopped (Unknown is not: it says nothing of the VM).
+    STOPPED = frozenset([ShutOff, Crashed, Missing])

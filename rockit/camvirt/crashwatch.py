@@ -6,8 +6,6 @@ import threading
 
 from .constants import VMState
 
-# States in which a domain we expect to run has stopped (Unknown only means libvirt is unreachable).
-STOPPED_STATES = frozenset([VMState.ShutOff, VMState.Crashed, VMState.Missing])
 HOUR = 3600.0
 
 
@@ -34,7 +32,7 @@ class CrashWatch:
     def observe(self, name, state, now):
         """Records a state change; True when it is an unexpected stop (reported once per stop)."""
         with self._lock:
-            if name not in self._expected or state not in STOPPED_STATES:
+            if name not in self._expected or state not in VMState.STOPPED:
                 return False
             self._expected.discard(name)
             self._stops[name] = {'state': state, 'time': now}

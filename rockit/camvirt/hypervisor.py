@@ -1,10 +1,12 @@
-"""The libvirt side: one connection, kept open with backoff, and each configured domain's state.
+"""The libvirt side: one connection that repairs itself, and each configured domain's state.
 
 Domain states come from libvirt's lifecycle events, dispatched by libvirt's default event loop on a
-thread of its own (as libvirt-python's event examples do). Waiters block on a Condition that every
-event and every connection change notifies, so nothing here polls libvirt.
+thread of its own (as libvirt-python's examples/event-test.py does). Waiters block on a Condition that
+every event and every connection change notifies, so nothing here polls libvirt. The Hypervisor owns
+its connection and its repair (as oVirt vdsm's libvirtconnection does): commands never open their own.
 """
 
+import concurrent.futures
 import threading
 import time
 from collections import namedtuple
@@ -75,8 +77,56 @@ def state_after_event(current, event, detail):
     return _EVENT_STATES.get(event, current)
 
 
-_event_loop_lock = threading.Lock()
-_event_loop_started = False
+_CLOSE_REASONS = {
+    libvirt.VIR_CONNECT_CLOSE_REASON_ERROR: 'an error on the connection',
+    libvirt.VIR_CONNECT_CLOSE_REASON_EOF: 'libvirtd closed the connection',
+    libvirt.VIR_CONNECT_CLOSE_REASON_KEEPALIVE: 'libvirtd stopped answering keepalives',
+    libvirt.VIR_CONNECT_CLOSE_REASON_CLIENT: 'closed by camvirtd',
+}
+
+
+def close_reason(reason):
+    return _CLOSE_REASONS.get(reason, 'close reason {}'.format(reason))
+
+
+class _EventLoop:
+    """libvirt's default event loop on one thread of its own, for the whole process (libvirt allows one
+    implementation per process, registered before any connection opens)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._registered = False
+        self._thread = None
+        self._stopping = False
+
+    def start(self):
+        with self._lock:
+            if not self._registered:
+                libvirt.registerErrorHandler(_ignore_libvirt_error, None)
+                libvirt.virEventRegisterDefaultImpl()
+                self._registered = True
+            if self._thread is None:
+                self._stopping = False
+                self._thread = threading.Thread(target=self._run, name='libvirt-events', daemon=True)
+                self._thread.start()
+
+    def stop(self):
+        """Ends the loop thread: a timer that fires at once wakes it to see the flag."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+            if thread is None:
+                return
+            self._stopping = True
+            libvirt.virEventAddTimeout(0, _remove_timer, None)
+        thread.join(timeout=5)
+
+    def _run(self):
+        while not self._stopping:
+            libvirt.virEventRunDefaultImpl()
+
+
+def _remove_timer(timer, _opaque):
+    libvirt.virEventRemoveTimeout(timer)
 
 
 def _ignore_libvirt_error(_context, _error):
@@ -84,26 +134,24 @@ def _ignore_libvirt_error(_context, _error):
     pass
 
 
+_event_loop = _EventLoop()
+
+
 def start_event_loop():
-    """Registers libvirt's default event loop and runs it on a daemon thread, once per process.
-    Must happen before any connection is opened for events to reach it."""
-    global _event_loop_started  # pylint: disable=global-statement
-    with _event_loop_lock:
-        if _event_loop_started:
-            return
-        libvirt.registerErrorHandler(_ignore_libvirt_error, None)
-        libvirt.virEventRegisterDefaultImpl()
-        threading.Thread(target=_run_event_loop, name='libvirt-events', daemon=True).start()
-        _event_loop_started = True
+    """Runs libvirt's event loop (once per process). Before any connection opens, or its events go
+    nowhere."""
+    _event_loop.start()
 
 
-def _run_event_loop():
-    while True:
-        libvirt.virEventRunDefaultImpl()
+def stop_event_loop():
+    """Stops the event loop thread; at process end, once no connection is left."""
+    _event_loop.stop()
 
 
 class Hypervisor:
-    """A self-healing libvirt connection and the states of the domains named in the config."""
+    """A self-healing libvirt connection and the states of the domains named in the config. Owns two
+    threads, both ended by stop(): the one that keeps the connection, and one that re-reads a domain's
+    state when an event does not tell it."""
 
     def __init__(self, uri, domain_names, log):
         self.uri = uri
@@ -111,17 +159,21 @@ class Hypervisor:
         self._names = list(domain_names)
         self._log = log
         self._cond = threading.Condition()
-        self._conn = None
+        self._conn = None  # the connection commands use; None while libvirt is unreachable
+        self._connecting = None  # a connection being set up, not yet in use
+        self._callback_id = None  # the lifecycle callback of self._conn
         self._closed = threading.Event()
         self._stopping = threading.Event()
         self._last_error = None
         now = time.time()
+        # Unknown until the first read, and whenever libvirt is unreachable.
         self._states = {name: DomainStatus(VMState.Unknown, now) for name in self._names}
         # Counts events per domain so that a state read cannot overwrite a newer event.
         self._event_counts = {name: 0 for name in self._names}
-        self._callback_id = None
         self._thread = threading.Thread(target=self._keep_connected, name='libvirt-connection',
                                         daemon=True)
+        # Not on the event loop's thread: a libvirt call there would wait on the loop itself.
+        self._refresher = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix='libvirt-refresh')
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -133,6 +185,7 @@ class Hypervisor:
         self._stopping.set()
         self._closed.set()
         self._thread.join(timeout=5)
+        self._refresher.shutdown(wait=True)
         with self._cond:
             conn, self._conn = self._conn, None
         if conn is not None:
@@ -153,20 +206,27 @@ class Hypervisor:
             self._forget(conn)
 
     def _connect(self):
+        """Opens a connection, subscribes to its events and reads every state; only then do commands
+        use it. A connection that fails half-way is closed with its callbacks, never left behind."""
         self._closed.clear()
         conn = libvirt.open(self.uri)
+        self._connecting, callback_id = conn, None
         try:
-            conn.setKeepAlive(KEEPALIVE_INTERVAL, KEEPALIVE_COUNT)
-        except libvirt.libvirtError:
-            pass  # in-process drivers (test:///default) have no keepalive and need none
-        conn.registerCloseCallback(self._on_close, None)
-        self._callback_id = conn.domainEventRegisterAny(
-            None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None)
-        for name in self._names:
-            self._refresh(conn, name)
-        # Only now connected: a command must never act on states not yet read.
+            try:
+                conn.setKeepAlive(KEEPALIVE_INTERVAL, KEEPALIVE_COUNT)
+            except libvirt.libvirtError:
+                pass  # in-process drivers (test:///default) have no keepalive and need none
+            conn.registerCloseCallback(self._on_close, conn)
+            callback_id = conn.domainEventRegisterAny(
+                None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None)
+            for name in self._names:
+                self._refresh(conn, name)
+        except BaseException:
+            self._connecting = None
+            _close_quietly(conn, callback_id)
+            raise
         with self._cond:
-            self._conn = conn
+            self._conn, self._callback_id, self._connecting = conn, callback_id, None
             self._cond.notify_all()
         if self._last_error is not None:
             self._log.info('reconnected to libvirt at {}'.format(self.uri))
@@ -183,15 +243,21 @@ class Hypervisor:
             if self._conn is conn:
                 self._conn = None
             changes = [self._set_state(name, VMState.Unknown) for name in self._names]
-        _close_quietly(conn, self._callback_id)
+            callback_id, self._callback_id = self._callback_id, None
+        _close_quietly(conn, callback_id)
         self._report(changes)
 
     # --- libvirt callbacks (on the event loop thread) ---------------------------------------------
 
-    def _on_close(self, _conn, reason, _opaque):
+    def _on_close(self, _conn, reason, closed):
+        """`closed` is the connection this callback was registered on: only the one in use (or being
+        set up) matters; a late close of an earlier one must not tear down a healthy connection."""
+        if closed is not self._conn and closed is not self._connecting:
+            return
         if not self._stopping.is_set():
-            self._last_error = 'connection closed (reason {})'.format(reason)
-            self._log.error('lost connection to libvirt at {}; reconnecting'.format(self.uri))
+            self._last_error = 'connection closed: {}'.format(close_reason(reason))
+            self._log.error('lost connection to libvirt at {} ({}); reconnecting'.format(
+                self.uri, close_reason(reason)))
         self._closed.set()
 
     def _on_lifecycle(self, conn, dom, event, detail, _opaque):
@@ -203,9 +269,10 @@ class Hypervisor:
             state = state_after_event(self._states[name].state, event, detail)
             change = None if state is None else self._set_state(name, state)
         if state is None:
-            # Not on the event loop's thread: a libvirt call there would wait on the loop itself.
-            threading.Thread(target=self._refresh_quietly, args=(conn, name), daemon=True,
-                             name='libvirt-refresh').start()
+            try:
+                self._refresher.submit(self._refresh_quietly, conn, name)
+            except RuntimeError:
+                pass  # stopping: nobody needs the state any more
         self._report([change])
 
     # --- state ----------------------------------------------------------------------------------
@@ -263,13 +330,36 @@ class Hypervisor:
         with self._cond:
             return self._states[name].state
 
-    def wait_for(self, predicate, deadline):
-        """Blocks until predicate(states, connected) holds or time.monotonic() passes deadline.
-        Returns the predicate's last value."""
+    def wait_connected(self, deadline):
+        """Blocks until connected or time.monotonic() passes deadline; returns whether connected."""
         with self._cond:
-            return self._cond.wait_for(
-                lambda: predicate(self._states, self._conn is not None),
-                timeout=max(0.0, deadline - time.monotonic()))
+            return self._cond.wait_for(lambda: self._conn is not None,
+                                       timeout=max(0.0, deadline - time.monotonic()))
+
+    def wait_for_state(self, name, wanted, deadline):
+        """Blocks until domain `name` is in one of the states `wanted` or time.monotonic() passes
+        deadline. Returns its state then; raises HypervisorUnavailable when libvirt goes away."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._conn is None or self._states[name].state in wanted,
+                                timeout=max(0.0, deadline - time.monotonic()))
+            self._raise_if_unreachable()
+            return self._states[name].state
+
+    def wait_until_down(self, names, deadline):
+        """Blocks until none of `names` is up (VMState.UP) or time.monotonic() passes deadline.
+        Returns {name: state} of those still up (empty: all are down); raises HypervisorUnavailable
+        when libvirt goes away."""
+        def still_up():
+            return {n: self._states[n].state for n in names if self._states[n].state in VMState.UP}
+        with self._cond:
+            self._cond.wait_for(lambda: self._conn is None or not still_up(),
+                                timeout=max(0.0, deadline - time.monotonic()))
+            self._raise_if_unreachable()
+            return still_up()
+
+    def _raise_if_unreachable(self):
+        if self._conn is None:
+            raise HypervisorUnavailable('libvirt at {} is unreachable'.format(self.uri))
 
     # --- actions (may block while libvirt works; callers bound them) ----------------------------
 

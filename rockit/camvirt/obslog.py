@@ -1,6 +1,6 @@
 """Messages for the operators: printed to stdout (the systemd journal) at once, and sent to the
-observatory log daemon from a background thread, so that an unreachable log daemon never delays a
-command."""
+observatory log daemon from a thread of the log's own, so that an unreachable log daemon never delays
+a command. close() sends what is queued, giving up on a log daemon that does not answer."""
 
 import datetime
 import queue
@@ -15,6 +15,9 @@ LOG_CALL_TIMEOUT = 2.0
 # are kept only in the journal).
 LOG_RETRY_DELAY = 30.0
 MAX_QUEUED = 1000
+# What close() waits for the queued lines to reach the log daemon.
+CLOSE_TIMEOUT = LOG_CALL_TIMEOUT + 0.5
+_END = None  # queued by close(): the sender ends once it has sent what came before
 
 
 class ObservatoryLog:
@@ -27,8 +30,21 @@ class ObservatoryLog:
         self._print_lock = threading.Lock()
         self._queue = queue.Queue(MAX_QUEUED)
         self._retry_at = 0.0
+        self._sender = None
         if daemon_address is not None:
-            threading.Thread(target=self._send_forever, name='observatory-log', daemon=True).start()
+            self._sender = threading.Thread(target=self._send_until_closed, name='observatory-log', daemon=True)
+            self._sender.start()
+
+    def close(self, timeout=CLOSE_TIMEOUT):
+        """Sends the lines queued so far, for at most `timeout` seconds, and ends the sender thread."""
+        if self._sender is None:
+            return
+        try:
+            self._queue.put(_END, timeout=timeout)
+        except queue.Full:
+            return  # still stuck on a log daemon that does not answer: the journal has every line
+        self._sender.join(timeout)
+        self._sender = None
 
     def info(self, message):
         self._write('log_info', 'INFO', message)
@@ -49,9 +65,12 @@ class ObservatoryLog:
             except queue.Full:
                 pass  # the journal has it; the log daemon is far behind or gone
 
-    def _send_forever(self):
+    def _send_until_closed(self):
         while True:
-            method, message = self._queue.get()
+            item = self._queue.get()
+            if item is _END:
+                return
+            method, message = item
             if time.monotonic() < self._retry_at:
                 continue
             try:

@@ -14,10 +14,10 @@ import Pyro4.errors
 
 from .cameras import CameraProbe
 from .config import ConfigError, load_config
-from .hypervisor import Hypervisor
+from .api import CamvirtAPI
+from .hypervisor import Hypervisor, stop_event_loop
 from .obslog import ObservatoryLog
 from .registry import RegistryError, load_registry
-from .server import CamvirtDaemon
 
 # Each dashboard or client connection holds a worker thread while it is open; opsd holds one for
 # the length of a command.
@@ -102,7 +102,8 @@ def main(argv=None):
     log = ObservatoryLog(config.log_name, config.log_daemon)
     hypervisor = Hypervisor(config.libvirt_uri, config.domains, log)
     probe = CameraProbe(config.camera_timeout)
-    uri = pyro.register(CamvirtDaemon(config, hypervisor, probe, log), objectId=address.object_id)
+    api = CamvirtAPI(config, hypervisor, probe, log)
+    uri = pyro.register(api, objectId=address.object_id)
     hypervisor.start()
 
     stop = StopRequest()
@@ -113,8 +114,15 @@ def main(argv=None):
     stop.wait()
     notify_systemd('STOPPING=1')
     log.info('camvirtd stopping')
+    # Each part stops the threads it owns: first what takes requests; then libvirt, which ends every
+    # wait of a command still running (it fails as "libvirt unreachable" instead of running on to its
+    # deadline); then the work pool, now quick to drain; the log last, so that it has every line.
     pyro.shutdown()
     server.join(timeout=5)
     hypervisor.stop()
+    api.close()
+    stop_event_loop()
     probe.close()
+    log.info('camvirtd stopped')
+    log.close()
     return 0

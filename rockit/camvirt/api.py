@@ -1,0 +1,62 @@
+"""The object camvirtd serves over Pyro4: the four methods the rockit network calls, each handing
+over at once to the command path (commands.py) or the queries (status.py).
+
+  initialize(domains=None) -> CommandStatus     shutdown(domains=None, force=None) -> CommandStatus
+  report_camera_status(camera_id) -> dict       report_status() -> dict (for camvirt status)
+"""
+
+import Pyro4
+
+from .commands import Commands
+from .status import Status
+from .workers import Workers
+
+
+def caller_ip():
+    """The IP of the Pyro client whose request this thread serves."""
+    address = getattr(Pyro4.current_context, 'client_sock_addr', None)
+    return address[0] if address else None
+
+
+@Pyro4.behavior(instance_mode='single')
+class CamvirtAPI:
+    """Wires the parts together; close() ends the threads they share."""
+
+    def __init__(self, config, hypervisor, probe, log):
+        self._config = config
+        self._probe = probe
+        self._workers = Workers()
+        self._commands = Commands(config, hypervisor, probe, log, self._workers)
+        self._status = Status(config, hypervisor, probe, self._commands, self._workers)
+        hypervisor.add_listener(self._forget_stale_connections)
+
+    def close(self):
+        self._workers.stop()
+
+    @Pyro4.expose
+    def initialize(self, domains=None):
+        """Starts the VMs that are off and waits until every camd in them answers."""
+        return self._commands.initialize(domains, caller_ip())
+
+    @Pyro4.expose
+    def shutdown(self, domains=None, force=None):
+        """Asks the running VMs to shut down and waits until they are off. With force (default: the
+        config's force_shutdown), powers off whatever still runs when shutdown_timeout passes."""
+        force = self._config.force_shutdown if force is None else bool(force)
+        return self._commands.shutdown(domains, force, caller_ip())
+
+    @Pyro4.expose
+    def report_camera_status(self, camera_id):
+        """camd's report_status() with 'vm_active': True, or {'state': 0, 'vm_active': False}."""
+        return self._status.camera(camera_id)
+
+    @Pyro4.expose
+    def report_status(self):
+        """Every domain's state since when, every camera's status, the running and last command."""
+        return self._status.report()
+
+    def _forget_stale_connections(self, name, _old, _new):
+        """The one place kept camd connections are dropped: a domain whose state changed has a camd
+        that stopped or is new, so connections kept to the old one are stale."""
+        for camera in self._config.domains.get(name, ()):
+            self._probe.forget(camera.address)

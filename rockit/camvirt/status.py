@@ -1,0 +1,71 @@
+"""The queries: one camera's status for the dashboard, and the whole host's for `camvirt status`."""
+
+from .commands import utc_iso
+from .constants import OFFLINE_CAMERA_STATUS, CameraState, VMState
+
+
+def unknown_camera(camera_id, cameras):
+    return ValueError('unknown camera id {!r} (this camvirtd has {})'.format(camera_id, ', '.join(sorted(cameras))))
+
+
+class Status:
+    def __init__(self, config, hypervisor, probe, commands, workers):
+        self._config = config
+        self._hypervisor = hypervisor
+        self._probe = probe
+        self._commands = commands
+        self._workers = workers
+
+    def camera(self, camera_id):
+        """camd's report_status() with 'vm_active': True, or the offline reply: when its VM is off, a
+        command acts on its domain, or camd does not answer within camera_timeout."""
+        camera = self._config.cameras.get(camera_id)
+        if camera is None:
+            raise unknown_camera(camera_id, self._config.cameras)
+        return self._camera_status(camera, self._hypervisor.state(camera.domain),
+                                   self._commands.admission.busy_domains())
+
+    def _camera_status(self, camera, vm_state, busy_domains):
+        if camera.domain in busy_domains or vm_state not in VMState.PROBED:
+            return dict(OFFLINE_CAMERA_STATUS)
+        status = self._probe.status(camera.address)
+        if status is None:
+            return dict(OFFLINE_CAMERA_STATUS)
+        reply = dict(status)
+        reply['vm_active'] = True
+        return reply
+
+    def report(self):
+        """Every domain's state since when, each camera's status, the running and last command."""
+        states = self._hypervisor.states()
+        busy = self._commands.admission.busy_domains()
+        cameras = list(self._config.cameras.values())
+        statuses = self._workers.run_parallel(
+            lambda c: self._camera_status(c, states[c.domain].state, busy), cameras)
+        by_id = {c.id: s if isinstance(s, dict) else dict(OFFLINE_CAMERA_STATUS) for c, s in zip(cameras, statuses)}
+        running = self._commands.admission.running
+        return {
+            'daemon': self._config.daemon_name,
+            'libvirt_uri': self._hypervisor.uri,
+            'libvirt_connected': self._hypervisor.connected,
+            'command': running.name if running else None,
+            'last_command': self._commands.last_command,
+            'domains': [self._domain_entry(name, states[name], by_id) for name in self._config.domains],
+        }
+
+    def _domain_entry(self, name, status, camera_statuses):
+        stop = self._commands.crashes.unexpected_stop(name)
+        return {
+            'name': name,
+            'state': status.state,
+            'since': utc_iso(status.since),
+            'unexpected_stop': {'state': stop['state'], 'time': utc_iso(stop['time'])} if stop else None,
+            'cameras': [camera_entry(c, camera_statuses[c.id]) for c in self._config.domains[name]],
+        }
+
+
+def camera_entry(camera, status):
+    """A camera's row in report_status(): OFFLINE unless its VM is active, whatever camd said."""
+    state = status.get('state', CameraState.Disabled) if status.get('vm_active') else CameraState.Disabled
+    return {'id': camera.id, 'daemon': camera.daemon_name, 'state': state,
+            'label': CameraState.label(state), 'status': status}
