@@ -13,7 +13,6 @@ import concurrent.futures
 import json
 import os
 import random
-import re
 import socket
 import subprocess
 import sys
@@ -35,28 +34,12 @@ from rockit.camvirt.obslog import ObservatoryLog  # noqa: E402
 from rockit.camvirt.registry import Registry  # noqa: E402
 from rockit.camvirt.api import CamvirtAPI  # noqa: E402
 from rockit.camvirt.service import configure_pyro  # noqa: E402
+from testworld import support  # noqa: E402
 from testworld.simcamd import SimulatedCamd  # noqa: E402
+from testworld.support import define_test_domain, free_port  # noqa: E402
 
 TEST_URI = 'test:///default'
 PYTHON = sys.executable
-
-
-_handed_out = set()  # ports already given to a server of this run: free until it binds
-
-
-def free_port():
-    """A loopback port below the ephemeral range that nothing listens on and nobody here was given."""
-    while True:
-        port = random.randrange(20000, 32000)
-        if port in _handed_out:
-            continue
-        with socket.socket() as s:
-            try:
-                s.bind(('127.0.0.1', port))
-            except OSError:
-                continue
-        _handed_out.add(port)
-        return port
 
 
 def percentile(values, p):
@@ -74,11 +57,9 @@ def parallel(function, items):
 
 
 def wait_until(predicate, seconds=10):
-    end = time.monotonic() + seconds
-    while not predicate():
-        if time.monotonic() > end:
-            raise RuntimeError('timed out waiting')
-        time.sleep(0.002)
+    """Polls until predicate() holds; the benchmark cannot go on without it, so a timeout raises."""
+    if not support.wait_until(predicate, seconds, interval=0.002):
+        raise RuntimeError('timed out waiting')
 
 
 class QuietLog(ObservatoryLog):
@@ -101,9 +82,7 @@ class InProcessWorld:
         for i, name in enumerate(self.names):
             registry.merge({'camd{}'.format(i): ('camd_{}_{}'.format(tag, i), '127.0.0.1', free_port())}, {})
             domains[name] = {'cam{}'.format(i): 'camd{}'.format(i)}
-            xml = conn.lookupByName('test').XMLDesc()
-            xml = re.sub(r'<uuid>[^<]*</uuid>', '', xml)
-            conn.defineXML(re.sub(r'<name>[^<]*</name>', '<name>{}</name>'.format(name), xml, count=1))
+            define_test_domain(conn, name)
         data = {'daemon': 'camvirt', 'log_name': 'bench', 'control_machines': ['LocalHost'],
                 'initialize_timeout': 30, 'shutdown_timeout': 30, 'libvirt_uri': TEST_URI, 'domains': domains}
         self.config = parse_config(data, '<bench>', registry)

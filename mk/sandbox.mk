@@ -12,24 +12,13 @@ SANDBOX_OPTIONS ?=
 RUN_NEEDS :=
 endif
 
-# The sandbox runs as a coprocess so that the recipe can read its ready line; `cat` then passes the
-# rest of its output on, ignoring Ctrl-C so that the sandbox's last lines still have a reader.
-run: export CAMVIRTD_REGISTRY ?= testworld/registry-local.json
 run: deps $(RUN_NEEDS)
-	@trap 'kill -TERM $$sandbox $$daemon 2>/dev/null; wait; exit 130' INT TERM; \
-	coproc SANDBOX { exec ./testworld/camvirt-sandbox $(SANDBOX_OPTIONS) $(RUN_CONFIG); }; \
-	sandbox=$$SANDBOX_PID; exec 3<&"$${SANDBOX[0]}"; \
-	ready=; while IFS= read -r line <&3; do echo "$$line"; \
-		case "$$line" in 'sandbox ready:'*) ready=1; break;; esac; done; \
-	if [ -z "$$ready" ]; then wait $$sandbox; exit 1; fi; \
-	(trap '' INT; exec cat <&3) & \
-	./camvirtd $(RUN_CONFIG) & daemon=$$!; \
-	wait -n $$sandbox $$daemon; status=$$?; \
-	kill -TERM $$sandbox $$daemon 2>/dev/null; wait; exit $$status
+	$(PYTHON) -m testworld.run $(SANDBOX_OPTIONS) $(RUN_CONFIG)
 
 # The real guests' kernel (Debian's, from apt) and busybox initramfs, cached in ~/.cache/camvirt-sandbox.
 # `apt-get download` needs package lists: fetched once when the first try finds none.
 .PHONY: guest-image
 guest-image: deps
-	@$(PYTHON) -m testworld.guestimage >/dev/null 2>&1 || { apt-get update -qq && \
-		$(PYTHON) -m testworld.guestimage >/dev/null; }
+	@mkdir -p build; $(PYTHON) -m testworld.guestimage >/dev/null 2>build/guest-image.log || { \
+		echo "guest image: first try failed ($$(tail -n 1 build/guest-image.log)); fetching package lists"; \
+		apt-get -o DPkg::Lock::Timeout=600 update -qq && $(PYTHON) -m testworld.guestimage >/dev/null; }

@@ -3,12 +3,8 @@ a camvirtd served over Pyro4 on loopback, called through real Pyro proxies."""
 
 import json
 import os
-import random
-import re
-import socket
 import sys
 import threading
-import time
 import uuid
 
 import libvirt
@@ -24,81 +20,7 @@ from rockit.camvirt.registry import Registry  # noqa: E402
 from rockit.camvirt.api import CamvirtAPI  # noqa: E402
 from rockit.camvirt.service import configure_pyro  # noqa: E402
 from testworld.simcamd import ANSWERS, CameraVMSimulator  # noqa: E402
-
-TEST_URI = 'test:///default'
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-# Ports for servers the tests start later: below Linux's ephemeral range (32768-60999), so that no
-# client connection's local port can take one between choosing it and binding it.
-_PORT_RANGE = (20000, 32000)
-
-
-# Every port handed out in this process: a port is free until its server binds it, so without this
-# two servers of one world (or of two worlds alive at once) could be given the same one.
-_handed_out = set()
-_handed_out_lock = threading.Lock()
-
-
-def free_port():
-    """A loopback port that nothing listens on now and that no caller in this process was given
-    before, picked at random so parallel runs rarely meet."""
-    while True:
-        port = random.randrange(*_PORT_RANGE)
-        with _handed_out_lock:
-            if port in _handed_out:
-                continue
-            _handed_out.add(port)
-        with socket.socket() as s:
-            try:
-                s.bind(('127.0.0.1', port))
-            except OSError:
-                continue
-            return port
-
-
-def define_test_domain(conn, name):
-    """A new domain on the test driver, copied from its built-in 'test' domain."""
-    xml = conn.lookupByName('test').XMLDesc()
-    xml = re.sub(r'<uuid>[^<]*</uuid>', '', xml)
-    xml = re.sub(r'<name>[^<]*</name>', '<name>{}</name>'.format(name), xml, count=1)
-    return conn.defineXML(xml)
-
-
-def remove_domain(conn, name):
-    try:
-        dom = conn.lookupByName(name)
-    except libvirt.libvirtError:
-        return
-    if dom.isActive():
-        dom.destroy()
-    dom.undefine()
-
-
-class ListLog:
-    """An ObservatoryLog stand-in for tests that keeps every line (it is our own class, not libvirt
-    or Pyro4, so a recording double is fair)."""
-
-    def __init__(self):
-        self.lines = []
-        self._lock = threading.Lock()
-
-    def _add(self, level, message):
-        with self._lock:
-            self.lines.append((level, message))
-
-    def info(self, message):
-        self._add('info', message)
-
-    def warning(self, message):
-        self._add('warning', message)
-
-    def error(self, message):
-        self._add('error', message)
-
-    def text(self):
-        with self._lock:
-            return '\n'.join('{}: {}'.format(level, message) for level, message in self.lines)
+from testworld.support import TEST_URI, ListLog, deadline, define_test_domain, free_port, remove_domain  # noqa: E402
 
 
 class World:
@@ -190,20 +112,6 @@ class World:
         self.probe.close()
         for name in self.domain_names:
             remove_domain(self.conn, name)
-
-
-def deadline(seconds):
-    return time.monotonic() + seconds
-
-
-def wait_until(predicate, seconds=5, interval=0.01):
-    """Polls predicate until it is true or the deadline passes; returns its last value."""
-    end = deadline(seconds)
-    while True:
-        value = predicate()
-        if value or time.monotonic() > end:
-            return value
-        time.sleep(interval)
 
 
 @pytest.fixture(scope='session')

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from conftest import REPO
+from testworld.support import REPO
 
 
 def test_bench_smoke_writes_every_key(tmp_path):

@@ -4,7 +4,7 @@ import time
 
 import Pyro4
 
-from conftest import free_port
+from testworld.support import free_port
 from rockit.camvirt.cameras import CameraProbe, wait_until_answering
 from rockit.camvirt.registry import DaemonAddress
 from testworld.simcamd import HungCamd, SimulatedCamd, SimulatedCamera

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from conftest import REPO, free_port
+from testworld.support import REPO, free_port
 from rockit.camvirt.client import find_config_path, ClientError, format_status_table
 from testworld.simcamd import ABSENT
 

@@ -3,9 +3,10 @@
 import libvirt
 import pytest
 
-from conftest import TEST_URI, ListLog, deadline, define_test_domain, remove_domain
+from testworld.support import TEST_URI, ListLog, deadline, define_test_domain, remove_domain
 from rockit.camvirt.constants import VMState
-from rockit.camvirt.hypervisor import Hypervisor, state_after_event, state_from_info
+from rockit.camvirt.hypervisor import (Hypervisor, HypervisorUnavailable, close_reason, state_after_event,
+                                       state_from_info)
 
 L = libvirt
 
@@ -101,8 +102,11 @@ def test_actions_start_and_shut_down(conn, watched):
     hypervisor.request_shutdown(present)
     assert wait_state(hypervisor, present, VMState.ShutOff)
     hypervisor.start_domain(present)
+    assert wait_state(hypervisor, present, VMState.Running)
+    assert conn.lookupByName(present).isActive()
     hypervisor.destroy_domain(present)
     assert wait_state(hypervisor, present, VMState.ShutOff)
+    assert not conn.lookupByName(present).isActive()
     with pytest.raises(libvirt.libvirtError):
         hypervisor.start_domain('no-such-domain')
 
@@ -119,3 +123,75 @@ def test_unreachable_libvirt_is_reported_not_raised(tmp_path):
         assert log.text().count('cannot connect') == 1
     finally:
         hypervisor.stop()
+
+
+class FailingFirstRead(Hypervisor):
+    """A Hypervisor whose first state read fails half-way through connecting, as a libvirtd that
+    goes away at that moment makes it; every later read is real."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.half_built = []
+
+    def _refresh(self, conn, name):
+        if not self.half_built:
+            self.half_built.append(conn)
+            raise libvirt.libvirtError('libvirtd went away while its states were read')
+        super()._refresh(conn, name)
+
+
+def test_a_half_built_connection_is_closed_and_the_next_one_used(conn, watched):
+    _hypervisor, (present, _absent) = watched
+    hypervisor = FailingFirstRead(TEST_URI, [present], ListLog())
+    hypervisor.start()
+    try:
+        assert hypervisor.wait_connected(deadline(5))
+        (orphan,) = hypervisor.half_built
+        # Closed: libvirt-python lets go of a closed connection's handle, so any call now fails.
+        with pytest.raises(libvirt.libvirtError, match='invalid connection pointer'):
+            orphan.getURI()
+        assert hypervisor.wait_for_state(present, {VMState.ShutOff}, deadline(5)) == VMState.ShutOff
+    finally:
+        hypervisor.stop()
+
+
+def test_a_close_callback_from_any_other_connection_is_ignored(watched):
+    hypervisor, (present, _absent) = watched
+    assert hypervisor.wait_connected(deadline(5))
+    earlier = libvirt.open(TEST_URI)
+    try:
+        # What libvirt calls when an earlier connection's keepalive finally times out.
+        hypervisor._on_close(earlier, libvirt.VIR_CONNECT_CLOSE_REASON_KEEPALIVE, earlier)
+    finally:
+        earlier.close()
+    assert hypervisor.connected
+    assert hypervisor.wait_for_state(present, {VMState.Unknown}, deadline(0.3)) == VMState.ShutOff
+    assert 'lost connection' not in hypervisor._log.text()
+
+
+def test_waits_return_what_they_found(conn, watched):
+    hypervisor, (present, _absent) = watched
+    assert hypervisor.wait_connected(deadline(5))
+    assert hypervisor.wait_for_state(present, {VMState.Running}, deadline(0.2)) == VMState.ShutOff
+    conn.lookupByName(present).create()
+    assert hypervisor.wait_for_state(present, {VMState.Running}, deadline(5)) == VMState.Running
+    assert hypervisor.wait_until_down([present], deadline(0.2)) == {present: VMState.Running}
+    conn.lookupByName(present).destroy()
+    assert hypervisor.wait_until_down([present], deadline(5)) == {}
+
+
+def test_waits_raise_when_libvirt_is_unreachable(tmp_path):
+    hypervisor = Hypervisor('test+unix:///default?socket={}'.format(tmp_path / 'sock'), ['x'], ListLog())
+    hypervisor.start()
+    try:
+        with pytest.raises(HypervisorUnavailable):
+            hypervisor.wait_for_state('x', {VMState.Running}, deadline(0.2))
+        with pytest.raises(HypervisorUnavailable):
+            hypervisor.wait_until_down(['x'], deadline(0.2))
+    finally:
+        hypervisor.stop()
+
+
+def test_close_reasons_are_named():
+    assert close_reason(libvirt.VIR_CONNECT_CLOSE_REASON_KEEPALIVE) == 'libvirtd stopped answering keepalives'
+    assert close_reason(99) == 'close reason 99'

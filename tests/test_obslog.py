@@ -1,13 +1,18 @@
 """Observatory log: every line to stdout at once, and to a real Pyro4 log daemon when it answers."""
 
 import io
+import json
+import os
 import queue
+import signal
+import subprocess
 import threading
+import time
 
 import Pyro4
 
-from conftest import free_port, wait_until
-from rockit.camvirt.obslog import ObservatoryLog
+from rockit.camvirt.obslog import CLOSE_TIMEOUT, ObservatoryLog
+from testworld.support import REPO, free_port
 from rockit.camvirt.registry import DaemonAddress
 
 
@@ -52,6 +57,43 @@ def test_an_unreachable_log_daemon_costs_the_caller_nothing():
     stream = io.StringIO()
     address = DaemonAddress('observatory_log', 'observatory_log_daemon', '127.0.0.1', free_port())
     log = ObservatoryLog('camvirtd@test', address, stream=stream)
+    started = time.monotonic()
     for i in range(2000):
         log.warning('message {}'.format(i))
-    assert wait_until(lambda: stream.getvalue().count('WARNING') == 2000)
+    # Each line printed at once: the caller never waits for the log daemon (a send that did would
+    # cost a refused connection each, or LOG_CALL_TIMEOUT against an address that drops packets).
+    assert stream.getvalue().count('WARNING') == 2000
+    assert time.monotonic() - started < 1.0  # generous: about 0.05 s here
+    started = time.monotonic()
+    log.close()
+    assert time.monotonic() - started < CLOSE_TIMEOUT + 1
+
+
+def test_lines_logged_just_before_sigterm_reach_the_log_daemon(tmp_path):
+    server = LogDaemon()
+    pyro = Pyro4.Daemon(host='127.0.0.1', port=free_port())
+    uri = pyro.register(server, objectId='observatory_log_daemon')
+    threading.Thread(target=pyro.requestLoop, daemon=True).start()
+    registry = tmp_path / 'registry.json'
+    registry.write_text(json.dumps({'daemons': {
+        'camvirt': {'object_id': 'camvirt_daemon', 'host': '127.0.0.1', 'port': free_port()},
+        'log': {'object_id': uri.object, 'host': uri.host, 'port': uri.port},
+        'cam': {'object_id': 'cam', 'host': '127.0.0.1', 'port': free_port()}}}))
+    config = tmp_path / 'c.json'
+    config.write_text(json.dumps({'daemon': 'camvirt', 'log_name': 'camvirtd@test', 'control_machines': [],
+                                  'initialize_timeout': 1, 'shutdown_timeout': 1, 'libvirt_uri': 'test:///default',
+                                  'log_daemon': 'log', 'domains': {'test': {'cam1': 'cam'}}}))
+    daemon = subprocess.Popen([os.path.join(REPO, 'camvirtd'), str(config)], stdout=subprocess.PIPE, text=True,
+                              env=dict(os.environ, CAMVIRTD_REGISTRY=str(registry)))
+    try:
+        assert 'camvirtd serving' in daemon.stdout.readline()
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(10) == 0
+    finally:
+        daemon.kill()
+        daemon.communicate()
+        pyro.shutdown()
+    received = []
+    while not server.received.empty():
+        received.append(server.received.get())
+    assert ('info', 'camvirtd@test', 'camvirtd stopped') in received, received

@@ -11,7 +11,7 @@ import tarfile
 
 import pytest
 
-from conftest import REPO, free_port
+from testworld.support import REPO, free_port
 
 PACKAGES = {
     'rockit-camvirt-server': (['/usr/bin/camvirtd', '/usr/lib/systemd/system/camvirtd@.service'],

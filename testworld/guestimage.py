@@ -3,11 +3,13 @@ initramfs whose /init runs the simulated camd from the host's own root (shared r
 
 Built from apt packages into a cache folder and reused: the kernel package is downloaded once
 (`apt-get download`, whichever linux-image-*-amd64-unsigned apt offers today) and unpacked; the
-initramfs is packed in Python (newc cpio, gzip), since the host has no cpio.
+initramfs is packed in Python (newc cpio, gzip), so no cpio package is needed (busybox has one; the tests
+use it to check the archive).
 """
 
 import glob
 import gzip
+import hashlib
 import lzma
 import os
 import re
@@ -200,8 +202,11 @@ def build_guest_image(cache=DEFAULT_CACHE):
     os.makedirs(cache, exist_ok=True)
     tree, vmlinuz = kernel_tree(cache, GUEST_MODULES)
     kernel = uncompressed_kernel(vmlinuz, cache)
-    initrd = os.path.join(cache, 'initrd-{}.img'.format(os.path.basename(vmlinuz)))
-    if os.path.exists(initrd) and os.path.getmtime(initrd) >= os.path.getmtime(__file__):
+    # Named after what it holds (the kernel's modules, /init and busybox), so that clones of different
+    # versions sharing one cache each boot their own /init.
+    content = hashlib.sha256(INIT_SCRIPT.encode() + repr(GUEST_MODULES).encode() + BUSYBOX.encode())
+    initrd = os.path.join(cache, 'initrd-{}-{}.img'.format(os.path.basename(vmlinuz), content.hexdigest()[:12]))
+    if os.path.exists(initrd):
         return kernel, initrd
     modules = modules_in_load_order(tree, GUEST_MODULES)
     with open(BUSYBOX, 'rb') as f:
@@ -213,8 +218,9 @@ def build_guest_image(cache=DEFAULT_CACHE):
     for name, path in modules:
         with open(path, 'rb') as f:
             files.append(('modules/{}.ko'.format(name), 0o644, f.read()))
-    pack_initramfs(files, initrd + '.tmp')
-    shutil.move(initrd + '.tmp', initrd)
+    partial = '{}.{}.tmp'.format(initrd, os.getpid())  # two builds at once must not mix their files
+    pack_initramfs(files, partial)
+    shutil.move(partial, initrd)
     return kernel, initrd
 
 

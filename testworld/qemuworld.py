@@ -18,6 +18,7 @@ import xml.sax.saxutils
 import libvirt
 
 from .privatelibvirtd import PrivateLibvirtd, sandbox_uri
+from .support import REPO
 
 GUEST_MEMORY_MIB = 192
 # The guest serves its cameras' camds on these ports, one after another; QEMU forwards each camera's
@@ -224,5 +225,5 @@ def venv_python():
 
 
 def repository():
-    """The folder holding the rockit package we run from, for the guest's PYTHONPATH."""
-    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    """The clone we run from (holding rockit/ and testworld/), for the guest's PYTHONPATH."""
+    return REPO

@@ -13,7 +13,6 @@ libvirtd finds them again.
 
 import argparse
 import os
-import re
 import signal
 import sys
 import threading
@@ -31,6 +30,7 @@ from .privatelibvirtd import (SOCKET_NAME, LibvirtdError, PrivateLibvirtd, folde
                               socket_in_use)
 from .qemuworld import QemuGuests, path_problems
 from .simcamd import ABSENT, ANSWERS, HUNG, CameraVMSimulator
+from .support import renamed_domain_xml
 
 DEFAULT_BOOT_DELAY = 2.0
 # A libvirtd that dies within this long of starting is restarted after a growing delay, not at once.
@@ -93,7 +93,6 @@ def simulated_cameras(config, hung, absent):
 def define_domains(conn, names):
     """Defines each named domain that does not exist yet, copied from the test driver's 'test'."""
     template = conn.lookupByName('test').XMLDesc()
-    template = re.sub(r'<uuid>[^<]*</uuid>', '', template)
     for name in names:
         try:
             conn.lookupByName(name)
@@ -101,7 +100,7 @@ def define_domains(conn, names):
         except libvirt.libvirtError as e:
             if e.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
                 raise
-        conn.defineXML(re.sub(r'<name>[^<]*</name>', '<name>{}</name>'.format(name), template, count=1))
+        conn.defineXML(renamed_domain_xml(template, name))
 
 
 def unknown_domains(config, names):

@@ -18,15 +18,17 @@ class Status:
 
     def camera(self, camera_id):
         """camd's report_status() with 'vm_active': True, or the offline reply: when its VM is off, a
-        command acts on its domain, or camd does not answer within camera_timeout."""
+        command acts on its domain (as the daemon camvirtd replaces did, for the dashboard), or camd
+        does not answer within camera_timeout."""
         camera = self._config.cameras.get(camera_id)
         if camera is None:
             raise unknown_camera(camera_id, self._config.cameras)
-        return self._camera_status(camera, self._hypervisor.state(camera.domain),
-                                   self._commands.admission.busy_domains())
+        if camera.domain in self._commands.admission.busy_domains():
+            return dict(OFFLINE_CAMERA_STATUS)
+        return self._camera_status(camera, self._hypervisor.state(camera.domain))
 
-    def _camera_status(self, camera, vm_state, busy_domains):
-        if camera.domain in busy_domains or vm_state not in VMState.PROBED:
+    def _camera_status(self, camera, vm_state):
+        if vm_state not in VMState.PROBED:
             return dict(OFFLINE_CAMERA_STATUS)
         status = self._probe.status(camera.address)
         if status is None:
@@ -36,12 +38,11 @@ class Status:
         return reply
 
     def report(self):
-        """Every domain's state since when, each camera's status, the running and last command."""
+        """Every domain's state since when, each camera's status, the running and last command. Here
+        cameras are asked also while a command acts on them: its progress is what camvirt shows."""
         states = self._hypervisor.states()
-        busy = self._commands.admission.busy_domains()
         cameras = list(self._config.cameras.values())
-        statuses = self._workers.run_parallel(
-            lambda c: self._camera_status(c, states[c.domain].state, busy), cameras)
+        statuses = self._workers.run_parallel(lambda c: self._camera_status(c, states[c.domain].state), cameras)
         by_id = {c.id: s if isinstance(s, dict) else dict(OFFLINE_CAMERA_STATUS) for c, s in zip(cameras, statuses)}
         running = self._commands.admission.running
         return {

@@ -7,8 +7,8 @@ from .e2e_world import World
 
 
 @pytest.fixture
-def make_world():
-    """make_world(**World options) -> a World whose processes and folder go when the test ends,
+def make_process_world():
+    """make_process_world(**World options) -> a World whose processes and folder go when the test ends,
     whatever happened in it."""
     Pyro4.config.SERIALIZER = 'serpent'  # as every rockit client
     worlds = []

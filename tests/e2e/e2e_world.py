@@ -2,6 +2,7 @@
 processes on a generated config and registry (temp folder, ephemeral ports), with virsh as an
 independent observer and plain Pyro4 proxies as the dashboard and the operations daemon."""
 
+import datetime
 import json
 import os
 import re
@@ -15,7 +16,7 @@ import uuid
 
 import Pyro4
 import Pyro4.errors
-from conftest import free_port  # ports below the ephemeral range: see there
+from testworld.support import free_port, wait_until  # noqa: F401 (wait_until: for the e2e tests)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SANDBOX = os.path.join(REPO, 'testworld', 'camvirt-sandbox')
@@ -28,16 +29,6 @@ QEMU_START_TIMEOUT = 90
 STOP_TIMEOUT = 10
 COMMAND_TIMEOUT = 40
 OFFLINE = {'state': 0, 'vm_active': False}
-
-
-def wait_until(predicate, seconds, interval=0.05):
-    """Polls predicate until it returns something true or `seconds` pass; returns its last value."""
-    deadline = time.monotonic() + seconds
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
 
 
 def process_alive(pid):
@@ -315,3 +306,34 @@ def domain_states(status):
 
 def camera_labels(status):
     return {c['id']: c['label'] for d in status['domains'] for c in d['cameras']}
+
+
+def since(status, name):
+    entry = next(d for d in status['domains'] if d['name'] == name)
+    return datetime.datetime.fromisoformat(entry['since'])
+
+
+def diagnose(world, camera_id):
+    """What camd and camvirtd say of a camera now, for a failure message."""
+    found = []
+    for what, call in (('camd directly', lambda: _direct(world, camera_id)),
+                       ('camvirtd report_camera_status', lambda: _through(world, camera_id)),
+                       ('camvirt status again', lambda: camera_labels(world.status()))):
+        started = time.monotonic()
+        try:
+            found.append('{}: {!r}'.format(what, call()))
+        except Exception as e:  # noqa: BLE001 - any failure is what we want to see
+            found.append('{}: {!r}'.format(what, e))
+        found[-1] += ' ({:.2f} s)'.format(time.monotonic() - started)
+    return '; '.join(found)
+
+
+def _direct(world, camera_id):
+    with Pyro4.Proxy(world.pyro_uri('e2e_camd_' + camera_id)) as camd:
+        camd._pyroTimeout = 5
+        return camd.report_status()
+
+
+def _through(world, camera_id):
+    with world.proxy() as proxy:
+        return proxy.report_camera_status(camera_id)

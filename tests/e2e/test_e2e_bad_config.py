@@ -58,8 +58,8 @@ def assert_one_line_reason(result, expected):
 
 
 @pytest.mark.parametrize('case', sorted(BAD_CONFIGS))
-def test_a_bad_config_stops_every_executable_with_a_one_line_reason(make_world, case):
-    world = make_world()
+def test_a_bad_config_stops_every_executable_with_a_one_line_reason(make_process_world, case):
+    world = make_process_world()
     make, expected = BAD_CONFIGS[case]
     path = world.write('bad.json', make(world.config))
     env = dict(world.env, CAMVIRTD_CONFIG_PATH=path)
@@ -80,8 +80,8 @@ def test_a_bad_config_stops_every_executable_with_a_one_line_reason(make_world, 
     assert not any(name.startswith('libvirt') for name in os.listdir(world.folder))
 
 
-def test_camvirt_sandbox_refuses_options_that_do_not_fit_the_config(make_world):
-    world = make_world()
+def test_camvirt_sandbox_refuses_options_that_do_not_fit_the_config(make_process_world):
+    world = make_process_world()
     unknown_camera = run([SANDBOX, world.config_path, '--hung', 'cam9'], world.env)
     assert_one_line_reason(unknown_camera, 'no camera cam9 in the config (it has cam1, cam2)')
 
@@ -96,8 +96,8 @@ def test_camvirt_sandbox_refuses_options_that_do_not_fit_the_config(make_world):
     assert_one_line_reason(missing, 'cannot read config: No such file or directory')
 
 
-def test_camvirt_sandbox_refuses_qemu_options_that_do_not_fit(make_world):
-    world = make_world()
+def test_camvirt_sandbox_refuses_qemu_options_that_do_not_fit(make_process_world):
+    world = make_process_world()
     test_driver_uri = run([SANDBOX, '--qemu', world.config_path], world.env)
     assert_one_line_reason(test_driver_uri, 'is not a QEMU sandbox URI (qemu+unix:///system?socket=DIR/libvirt-sock)')
 

@@ -13,8 +13,8 @@ from .e2e_world import CAMVIRT, OFFLINE, camera_labels, domain_states, wait_unti
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(60)]
 
 
-def test_init_starts_every_vm_and_waits_for_every_camera_then_kill_stops_them(make_world):
-    world = make_world().start()
+def test_init_starts_every_vm_and_waits_for_every_camera_then_kill_stops_them(make_process_world):
+    world = make_process_world().start()
     assert [world.domstate(name) for name in world.domains] == ['shut off', 'shut off']
 
     started = time.monotonic()
@@ -43,10 +43,10 @@ def test_init_starts_every_vm_and_waits_for_every_camera_then_kill_stops_them(ma
     print('init took {:.2f} s (boot delay 0.3 s)'.format(init_seconds))
 
 
-def test_init_and_kill_from_a_machine_that_is_not_a_control_machine_are_refused(make_world):
+def test_init_and_kill_from_a_machine_that_is_not_a_control_machine_are_refused(make_process_world):
     # Elsewhere (10.255.255.1) is the only control machine: camvirt calls from 127.0.0.1. Nothing
     # is ever sent to Elsewhere.
-    world = make_world(control_machines=['Elsewhere']).start()
+    world = make_process_world(control_machines=['Elsewhere']).start()
 
     init = world.camvirt('init')
     assert init.returncode == 10, init.stdout + init.stderr
@@ -60,8 +60,8 @@ def test_init_and_kill_from_a_machine_that_is_not_a_control_machine_are_refused(
     assert 'refused initialize from 127.0.0.1: not a control machine' in world.camvirtd.out.text()
 
 
-def test_dashboard_and_operations_daemon_calls_with_plain_pyro4(make_world):
-    world = make_world().start()
+def test_dashboard_and_operations_daemon_calls_with_plain_pyro4(make_process_world):
+    world = make_process_world().start()
     uri = 'PYRO:{}@127.0.0.1:{}'.format(world.daemons['e2e_camvirt']['object_id'],
                                         world.daemons['e2e_camvirt']['port'])
 
@@ -96,9 +96,9 @@ def command_running(world, name):
     return wait_until(lambda: (world.report_status() or {}).get('command') == name, 10)
 
 
-def test_a_command_while_init_runs_is_blocked(make_world):
+def test_a_command_while_init_runs_is_blocked(make_process_world):
     # cam2's camd never comes up: init waits its whole initialize_timeout for it.
-    world = make_world(initialize_timeout=6).start('--absent', 'cam2')
+    world = make_process_world(initialize_timeout=6).start('--absent', 'cam2')
     long_init = subprocess.Popen([CAMVIRT, 'init'], env=world.env, stdout=subprocess.PIPE, text=True)
     try:
         assert command_running(world, 'initialize')
@@ -115,10 +115,10 @@ def test_a_command_while_init_runs_is_blocked(make_world):
     assert [world.domstate(name) for name in world.domains] == ['running', 'running']
 
 
-def test_init_while_kill_runs_is_blocked(make_world):
+def test_init_while_kill_runs_is_blocked(make_process_world):
     # The test driver shuts a domain down at once, so the kill is made long by freezing libvirtd
     # (SIGSTOP): camvirtd's shutdown request then waits on libvirt, as it would on a busy host.
-    world = make_world(shutdown_timeout=15).start()
+    world = make_process_world(shutdown_timeout=15).start()
     assert world.camvirt('init').returncode == 0
     libvirtd = world.libvirtd_pid()
     os.kill(libvirtd, signal.SIGSTOP)
@@ -136,8 +136,8 @@ def test_init_while_kill_runs_is_blocked(make_world):
     assert [world.domstate(name) for name in world.domains] == ['shut off', 'shut off']
 
 
-def test_two_operations_daemons_at_once_one_wins_the_other_is_blocked(make_world):
-    world = make_world(initialize_timeout=6).start('--absent', 'cam2')
+def test_two_operations_daemons_at_once_one_wins_the_other_is_blocked(make_process_world):
+    world = make_process_world(initialize_timeout=6).start('--absent', 'cam2')
     results = []
 
     def opsd_initialize():

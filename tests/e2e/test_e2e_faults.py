@@ -11,8 +11,8 @@ from .e2e_world import OFFLINE, camera_labels, domain_states, process_alive, wai
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(60)]
 
 
-def test_libvirtd_killed_and_restarted_under_a_running_camvirtd(make_world):
-    world = make_world().start()
+def test_libvirtd_killed_and_restarted_under_a_running_camvirtd(make_process_world):
+    world = make_process_world().start()
     assert world.camvirt('init').returncode == 0
     old_pid = world.libvirtd_pid()
 
@@ -45,8 +45,8 @@ def test_libvirtd_killed_and_restarted_under_a_running_camvirtd(make_world):
     print('camvirtd truthful again {:.2f} s after libvirtd was killed'.format(reconnect_seconds))
 
 
-def test_while_libvirtd_is_down_status_says_so_and_commands_fail_at_once(make_world):
-    world = make_world(initialize_timeout=20, shutdown_timeout=20).start()
+def test_while_libvirtd_is_down_status_says_so_and_commands_fail_at_once(make_process_world):
+    world = make_process_world(initialize_timeout=20, shutdown_timeout=20).start()
     # Freezing the sandbox keeps it from restarting libvirtd until we let it.
     world.sandbox.signal(signal.SIGSTOP)
     try:
@@ -70,8 +70,8 @@ def test_while_libvirtd_is_down_status_says_so_and_commands_fail_at_once(make_wo
     assert world.camvirt('init').returncode == 0
 
 
-def test_a_vm_destroyed_behind_camvirtds_back_shows_off(make_world):
-    world = make_world().start()
+def test_a_vm_destroyed_behind_camvirtds_back_shows_off(make_process_world):
+    world = make_process_world().start()
     assert world.camvirt('init').returncode == 0
 
     world.virsh('destroy', 'cam1')
@@ -85,8 +85,8 @@ def test_a_vm_destroyed_behind_camvirtds_back_shows_off(make_world):
     assert 'domain cam1 stopped unexpectedly' in world.camvirtd.out.text()
 
 
-def test_a_hung_camd_costs_status_its_bound_and_fails_init_naming_it(make_world):
-    world = make_world(camera_timeout=0.5, initialize_timeout=3).start('--hung', 'cam2')
+def test_a_hung_camd_costs_status_its_bound_and_fails_init_naming_it(make_process_world):
+    world = make_process_world(camera_timeout=0.5, initialize_timeout=3).start('--hung', 'cam2')
 
     init = world.camvirt('init')
     assert init.returncode == 1, init.stdout + init.stderr
@@ -109,8 +109,8 @@ def test_a_hung_camd_costs_status_its_bound_and_fails_init_naming_it(make_world)
     print('status with a hung camd took {:.2f} s (camera_timeout 0.5 s)'.format(status_seconds))
 
 
-def test_a_camd_that_never_comes_up_fails_init_after_initialize_timeout(make_world):
-    world = make_world(initialize_timeout=2).start('--absent', 'cam2')
+def test_a_camd_that_never_comes_up_fails_init_after_initialize_timeout(make_process_world):
+    world = make_process_world(initialize_timeout=2).start('--absent', 'cam2')
 
     started = time.monotonic()
     init = world.camvirt('init')

@@ -17,8 +17,8 @@ def port_open(port):
         return s.connect_ex(('127.0.0.1', port)) == 0
 
 
-def test_the_sandbox_plays_camera_vms_after_their_boot_delay(make_world):
-    world = make_world()
+def test_the_sandbox_plays_camera_vms_after_their_boot_delay(make_process_world):
+    world = make_process_world()
     ready = world.start_sandbox(boot_delay=0.5)
     assert ready.startswith('sandbox ready: libvirt {} domains cam1, cam2'.format(world.uri))
     assert world.virsh('list', '--all', '--name').split() == ['test', 'cam1', 'cam2']
@@ -37,8 +37,8 @@ def test_the_sandbox_plays_camera_vms_after_their_boot_delay(make_world):
 
 
 @pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM], ids=['SIGINT', 'SIGTERM'])
-def test_the_sandbox_stops_everything_it_started(make_world, signum):
-    world = make_world()
+def test_the_sandbox_stops_everything_it_started(make_process_world, signum):
+    world = make_process_world()
     # A folder the sandbox makes itself, and so removes.
     folder = os.path.join(world.folder, 'sb')
     world.start_sandbox('--dir', folder)
@@ -61,16 +61,16 @@ def test_the_sandbox_stops_everything_it_started(make_world, signum):
     assert not port_open(port)
 
 
-def test_a_sandbox_killed_outright_takes_its_libvirtd_along(make_world):
-    world = make_world()
+def test_a_sandbox_killed_outright_takes_its_libvirtd_along(make_process_world):
+    world = make_process_world()
     world.start_sandbox()
     libvirtd = world.libvirtd_pid()
     world.sandbox.signal(signal.SIGKILL)
     assert wait_until(lambda: not process_alive(libvirtd), 10)
 
 
-def test_a_second_sandbox_on_the_same_folder_is_refused(make_world):
-    world = make_world()
+def test_a_second_sandbox_on_the_same_folder_is_refused(make_process_world):
+    world = make_process_world()
     world.start_sandbox()
     second = subprocess.run([SANDBOX, world.config_path], env=world.env, capture_output=True, text=True,
                             timeout=30)

@@ -1,5 +1,6 @@
-"""camvirtd's wire methods, called through Pyro4 over loopback TCP as the rockit clients call them,
-against libvirt's test driver and simulated camds."""
+"""camvirtd's wire methods (api.py) and the command path behind them (commands.py, steps.py, status.py),
+called through Pyro4 over loopback TCP as the rockit clients call them, against libvirt's test driver
+and simulated camds."""
 
 import threading
 
@@ -7,7 +8,7 @@ import libvirt
 import Pyro4.errors
 import pytest
 
-from conftest import wait_until
+from testworld.support import deadline, wait_until
 from rockit.camvirt.constants import OFFLINE_CAMERA_STATUS, CameraState, CommandStatus, VMState
 from testworld.simcamd import ABSENT, HUNG
 
@@ -134,7 +135,7 @@ def test_vm_destroyed_behind_our_back_shows_off(make_world):
 
 def test_missing_domain_shows_in_status_and_fails_initialize(make_world, conn):
     world = make_world(domains=2, create_domains=False)
-    from conftest import define_test_domain
+    from testworld.support import define_test_domain
     define_test_domain(conn, world.domain_names[1])
     assert wait_until(lambda: [d['state'] for d in world.call('report_status')['domains']]
                       == [VMState.Missing, VMState.ShutOff])
@@ -206,6 +207,8 @@ def test_forced_shutdown_powers_off_what_ignores_the_request(make_world):
     world = make_world(domains=2, shutdown_timeout=1)
     assert world.call('initialize') == CommandStatus.Succeeded
     world.domain(world.domain_names[0]).suspend()
+    # camvirtd must know it paused before it is asked to shut down, or it would ask it to.
+    assert world.hypervisor.wait_for_state(world.domain_names[0], {VMState.Paused}, deadline(5)) == VMState.Paused
     assert world.call('shutdown') == CommandStatus.Failed
     assert libvirt_states(world) == [True, False]
     assert 'domain {} is still paused after 1 s'.format(world.domain_names[0]) in world.log.text()
@@ -246,3 +249,43 @@ def test_restart_crashed_restarts_within_the_hourly_budget(make_world, conn):
     assert wait_until(lambda: 'not restarting domain {}: 1 automatic restarts in the last hour'.format(
         world.domain_names[0]) in world.log.text())
     assert not dom.isActive()
+
+
+def test_while_a_command_runs_only_its_own_cameras_read_offline(make_world):
+    world = make_world(domains=2, behaviours={'c2a': ABSENT}, initialize_timeout=2)
+    first, second = world.domain_names
+    assert world.call('initialize', [first]) == CommandStatus.Succeeded
+    results = []
+    command = threading.Thread(target=lambda: results.append(world.call('initialize', [second])))
+    command.start()
+    try:
+        assert wait_until(lambda: world.call('report_status')['command'] == 'initialize')
+        assert world.call('report_camera_status', 'c1a')['vm_active'] is True
+        assert world.call('report_camera_status', 'c2a') == OFFLINE_CAMERA_STATUS
+        # The lock stays global: a command for the other domain is blocked, as opsd expects.
+        assert world.call('shutdown', [first]) == CommandStatus.Blocked
+    finally:
+        command.join(10)
+    assert results == [CommandStatus.Failed]
+
+
+def test_a_crash_restart_waits_for_the_running_command_instead_of_giving_up(make_world):
+    world = make_world(domains=2, shutdown_timeout=1,
+                       extra_config={'restart_crashed': True, 'restart_crashed_per_hour': 3})
+    first, second = world.domain_names
+    assert world.call('initialize') == CommandStatus.Succeeded
+    world.domain(second).suspend()  # a paused guest ignores the shutdown request: the command runs 1 s
+    assert world.hypervisor.wait_for_state(second, {VMState.Paused}, deadline(5)) == VMState.Paused
+    command = threading.Thread(target=world.call, args=('shutdown', [second]))
+    command.start()
+    try:
+        assert wait_until(lambda: world.call('report_status')['command'] == 'shutdown')
+        world.domain(first).destroy()
+    finally:
+        command.join(10)
+    restarted = 'initialize ({}) succeeded'.format(first)
+    assert wait_until(lambda: restarted in world.log.text(), seconds=10), world.log.text()
+    log = world.log.text()
+    assert 'not restarting' not in log
+    assert log.index('shutdown ({}) failed'.format(second)) < log.rindex(restarted)
+    assert world.domain(first).isActive()
