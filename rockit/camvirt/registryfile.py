@@ -31,11 +31,14 @@ class RegistryError(Exception):
     """A registry that cannot be used. `problems` holds one line per problem, each naming the file."""
 
     def __init__(self, problems):
-        problems = list(problems)
-        if len(problems) > MAX_PROBLEMS:
-            problems = problems[:MAX_PROBLEMS] + ['... and {} more problems'.format(len(problems) - MAX_PROBLEMS)]
         super().__init__('\n'.join(problems))
-        self.problems = problems
+        self.problems = list(problems)
+
+
+def _capped(lines, path):
+    if len(lines) <= MAX_PROBLEMS:
+        return lines
+    return lines[:MAX_PROBLEMS] + ['{}: ... and {} more problems'.format(path, len(lines) - MAX_PROBLEMS)]
 
 
 def shown(value, limit=40):
@@ -164,7 +167,7 @@ def parse_registry_data(data, path):
         if address:
             daemons[name] = address
     if problems:
-        raise RegistryError(['{}: {}: {}'.format(path, key, text) for key, text in problems])
+        raise RegistryError(_capped(['{}: {}: {}'.format(path, key, text) for key, text in problems], path))
     return daemons, machines
 
 
