@@ -5,6 +5,7 @@ import glob
 import json
 import os
 
+import Pyro4.core
 import pytest
 from rockit_common_standin import TODAY_DAEMONS, TODAY_MACHINES, load_in_a_process, write_rockit_common
 
@@ -174,7 +175,9 @@ def test_operator_file_adds_and_normalises_addresses(tmp_path, monkeypatch):
     }))
     monkeypatch.setenv('CAMVIRTD_REGISTRY', str(override))
     registry = load_registry()
-    assert registry.daemon('extra_cam').uri == 'PYRO:extra@2001:db8::11:9100'
+    assert registry.daemon('extra_cam').uri == 'PYRO:extra@[2001:db8::11]:9100'
+    parsed = Pyro4.core.URI(registry.daemon('extra_cam').uri)
+    assert (parsed.object, parsed.host, parsed.port) == ('extra', '2001:db8::11', 9100)
     assert registry.daemon('literal').host == '::1'
     assert registry.host_machine('literal') is None and registry.describe_daemon('literal') == str(override)
 

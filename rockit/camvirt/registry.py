@@ -34,7 +34,9 @@ class DaemonAddress(namedtuple('DaemonAddress', ['name', 'object_id', 'host', 'p
 
     @property
     def uri(self):
-        return 'PYRO:{}@{}:{}'.format(self.object_id, self.host, self.port)
+        # An IPv6 address goes in brackets, as Pyro4's URI parser needs it.
+        host = '[{}]'.format(self.host) if ':' in self.host else self.host
+        return 'PYRO:{}@{}:{}'.format(self.object_id, host, self.port)
 
 
 class Registry:
