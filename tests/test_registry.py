@@ -12,6 +12,7 @@ from rockit_common_standin import TODAY_DAEMONS, TODAY_MACHINES, load_in_a_proce
 from rockit.camvirt import registry as registry_module
 from rockit.camvirt.config import load_config
 from rockit.camvirt.registry import SHIPPED, RegistryError, load_registry
+from rockit.camvirt.registryfile import MAX_PROBLEMS
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REFERENCE = os.path.join(REPO, '..', 'shared', 'reference', 'rockit-registry.json')
@@ -222,3 +223,14 @@ def test_config_keeps_the_registry_it_was_resolved_with():
     assert registry.sources_for(['clasp_camvirt_cmos', 'clasp_camera_cmos', 'nonesuch'], ['CLASPTCS']) == {
         'daemons': {'clasp_camvirt_cmos': SHIPPED, 'clasp_camera_cmos': SHIPPED},
         'machines': {'CLASPTCS': SHIPPED, 'CLASPCMOS': SHIPPED, 'CLASPCMOSVM': SHIPPED}}
+
+
+def test_many_daemons_on_unknown_machines_are_counted_not_all_listed(tmp_path, monkeypatch):
+    override = tmp_path / 'site.json'
+    override.write_text(json.dumps({'daemons': {'d{}'.format(i): {'object_id': 'd', 'host': 'Nowhere', 'port': 1}
+                                                for i in range(500)}}))
+    monkeypatch.setenv('CAMVIRTD_REGISTRY', str(override))
+    with pytest.raises(RegistryError) as raised:
+        load_registry()
+    assert len(raised.value.problems) == MAX_PROBLEMS + 1
+    assert raised.value.problems[-1] == '{}: ... and {} more problems'.format(override, 500 - MAX_PROBLEMS)

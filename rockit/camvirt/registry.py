@@ -15,7 +15,7 @@ import ipaddress
 import os
 from collections import namedtuple
 
-from .registryfile import RegistryError, read_registry_file, shown
+from .registryfile import RegistryError, capped, read_registry_file, shown
 from .rockitcommon import read_rockit_common
 
 __all__ = ['DaemonAddress', 'Registry', 'RegistryError', 'load_registry', 'operator_registry_files',
@@ -107,13 +107,15 @@ class Registry:
     def host_problems(self):
         """One line for each daemon whose host is neither an IP address nor a known machine, naming the
         layer that placed it there."""
-        problems = []
+        by_source = {}
         for name in sorted(self._daemons):
             host = self._daemons[name][1]
             if host not in self._machines and not _is_ip(host):
-                problems.append('{}: daemons.{}.host: unknown machine name {} (no registry layer names it)'.format(
-                    self._daemon_sources[name], name, shown(host)))
-        return problems
+                source = self._daemon_sources[name]
+                by_source.setdefault(source, []).append(
+                    '{}: daemons.{}.host: unknown machine name {} (no registry layer names it)'.format(
+                        source, name, shown(host)))
+        return [line for source, lines in by_source.items() for line in capped(lines, source)]
 
 
 def _is_ip(text):

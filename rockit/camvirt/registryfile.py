@@ -35,7 +35,8 @@ class RegistryError(Exception):
         self.problems = list(problems)
 
 
-def _capped(lines, path):
+def capped(lines, path):
+    """`lines` (all about the file at `path`), the ones past MAX_PROBLEMS counted in one last line."""
     if len(lines) <= MAX_PROBLEMS:
         return lines
     return lines[:MAX_PROBLEMS] + ['{}: ... and {} more problems'.format(path, len(lines) - MAX_PROBLEMS)]
@@ -167,7 +168,7 @@ def parse_registry_data(data, path):
         if address:
             daemons[name] = address
     if problems:
-        raise RegistryError(_capped(['{}: {}: {}'.format(path, key, text) for key, text in problems], path))
+        raise RegistryError(capped(['{}: {}: {}'.format(path, key, text) for key, text in problems], path))
     return daemons, machines
 
 
