@@ -187,13 +187,13 @@ def test_a_daemon_on_a_machine_no_layer_names_is_an_error_naming_the_file(tmp_pa
     override = tmp_path / 'site.json'
     override.write_text(json.dumps({'daemons': {
         'a': {'object_id': 'a', 'host': 'NoSuchHost', 'port': 9100},
-        'b': {'object_id': 'b', 'host': '999.1.1.1', 'port': 9100}}}))
+        'b': {'object_id': 'b', 'host': 'Elsewhere', 'port': 9100}}}))
     monkeypatch.setenv('CAMVIRTD_REGISTRY', str(override))
     with pytest.raises(RegistryError) as raised:
         load_registry()
     assert raised.value.problems == [
         "{}: daemons.a.host: unknown machine name 'NoSuchHost' (no registry layer names it)".format(override),
-        "{}: daemons.b.host: unknown machine name '999.1.1.1' (no registry layer names it)".format(override)]
+        "{}: daemons.b.host: unknown machine name 'Elsewhere' (no registry layer names it)".format(override)]
 
 
 def test_a_host_named_in_another_operator_file_is_known(tmp_path, monkeypatch):

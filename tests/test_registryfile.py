@@ -64,6 +64,7 @@ BAD = {
                                'is 1-128 printable characters without spaces or "@")'),
     "Pyro's own id": (daemon(object_id='Pyro.Daemon'),
                       "daemons.cam.object_id: 'Pyro.Daemon' is the id Pyro reserves for its daemon object"),
+    'host a bad address': (daemon(host='999.1.1.1'), "daemons.cam.host: '999.1.1.1' is not an IP address"),
     'host a number': (daemon(host=10), 'daemons.cam.host: 10 is neither a machine name nor an IP address'),
     'host with a space': (daemon(host='Local Host'),
                           "daemons.cam.host: 'Local Host' is neither a machine name nor an IP address"),

@@ -20,6 +20,7 @@ from .jsonfile import JsonFileError, read_json_file
 
 # Daemon and machine names: what rockit.common's attribute names and today's registry use.
 NAME_PATTERN = re.compile(r'[A-Za-z0-9._+-]{1,64}\Z')
+_DOTTED_NUMBERS = re.compile(r'[0-9.]+\Z')
 MAX_OBJECT_ID = 128
 # More problems than this in one file are counted, not listed: the output stays readable.
 MAX_PROBLEMS = 20
@@ -98,7 +99,10 @@ def host_problem(value):
         try:
             return str(ipaddress.ip_address(value)), None
         except ValueError:
-            return value, None
+            pass
+        if _DOTTED_NUMBERS.match(value):  # meant as an address, not a machine name
+            return None, '{} is not an IP address'.format(shown(value))
+        return value, None
     ip, problem = ip_problem(value)
     if ip is None:
         problem = '{} is neither a machine name nor an IP address'.format(shown(value))
