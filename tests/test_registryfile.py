@@ -97,6 +97,11 @@ def test_hostile_names_and_values_are_cut_short(tmp_path):
     assert line.startswith("machines.A: 'xxx") and '...' in line
     (line,) = problems_of(tmp_path, {'machines': {long: '10.0.0.1'}})
     assert line.startswith('machines.xxx') and 'is not a valid machine name' in line
+    (line,) = problems_of(tmp_path, {long: 1})
+    assert line.startswith('xxx') and line.endswith('is not a registry key (a registry file has "daemons" and '
+                                                    '"machines")')
+    (line,) = problems_of(tmp_path, daemon(**{'a\nb': 1}))
+    assert line.startswith('daemons.cam.a\\nb: is not a daemon key')
 
 
 @pytest.mark.parametrize('kind', ['fifo', 'directory', 'too large', 'too deep'])

@@ -115,7 +115,7 @@ def daemon_entry(entry):
         return None, [('', 'must be an object with "object_id", "host" and "port", not {}'.format(shown(entry)))]
     problems = [(key, 'is missing (a daemon has "object_id", "host" and "port")')
                 for key in _DAEMON_KEYS if key not in entry]
-    problems += [(key, 'is not a daemon key (a daemon has "object_id", "host" and "port")')
+    problems += [(key_text(key), 'is not a daemon key (a daemon has "object_id", "host" and "port")')
                  for key in entry if key not in _DAEMON_KEYS and not _is_comment(key)]
     host, problem = host_problem(entry['host']) if 'host' in entry else (None, None)
     checks = [('object_id', object_id_problem(entry['object_id']) if 'object_id' in entry else None),
@@ -125,6 +125,11 @@ def daemon_entry(entry):
     if problems:
         return None, problems
     return (entry['object_id'], host, entry['port']), []
+
+
+def key_text(key):
+    """A key from the file as it appears in a key path: escaped (no line breaks), cut short."""
+    return shown(key, 70)[1:-1]
 
 
 def _is_comment(key):
@@ -148,7 +153,7 @@ def parse_registry_data(data, path):
     if not isinstance(data, dict):
         raise RegistryError(['{}: a registry file must hold a JSON object, not {}'.format(
             path, 'a list' if isinstance(data, list) else shown(data))])
-    problems = [(key, 'is not a registry key (a registry file has "daemons" and "machines")')
+    problems = [(key_text(key), 'is not a registry key (a registry file has "daemons" and "machines")')
                 for key in data if key not in _TOP_KEYS and not _is_comment(key)]
     machine_section, found = _section(data, 'machines', 'machine names to IP addresses')
     problems += found
@@ -159,13 +164,13 @@ def parse_registry_data(data, path):
         ip, problem = ip_problem(value)
         problem = name_problem(name, 'machine') or problem
         if problem:
-            problems.append((_key('machines', shown(name, 70)[1:-1]), problem))
+            problems.append((_key('machines', key_text(name)), problem))
         else:
             machines[name] = ip
     for name, entry in daemon_section.items():
         problem = name_problem(name, 'daemon')
         if problem:
-            problems.append((_key('daemons', shown(name, 70)[1:-1]), problem))
+            problems.append((_key('daemons', key_text(name)), problem))
             continue
         address, found = daemon_entry(entry)
         problems += [(_key('daemons', name, key), text) for key, text in found]
