@@ -1,12 +1,15 @@
 """rockit.common as a registry layer: read from a stand-in of today's shape in a process of its own;
 entries camvirtd cannot use, or a rockit.common that does not import, are warnings, never a stop."""
 
+import json
 import os
+import socket
 import subprocess
 import sys
 
 from rockit_common_standin import TODAY_DAEMONS, env_with, load_in_a_process, write_rockit_common
 
+from conftest import free_port
 from rockit.camvirt.rockitcommon import read_rockit_common
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -59,3 +62,36 @@ def test_a_rockit_common_that_does_not_import_is_a_warning(tmp_path):
         (warning,) = loaded['warnings']
         assert warning.startswith('rockit.common: installed but cannot be imported (') and reason in warning
         assert loaded['configs'][STING_DAS1]['sources']['sting_camvirt_das1'] == 'shipped'
+
+
+def test_camvirtd_says_at_start_which_entries_it_left_out(tmp_path):
+    """camvirtd serves on the other layers and tells the journal (stderr) what rockit.common offered that it
+    could not use; systemd's readiness notification says when it serves."""
+    common = write_rockit_common(tmp_path / 'common', extra_daemons_source="""
+        broken = PyroDaemon('broken daemon', IP.STINGTCS, 9000)
+    """)
+    registry, config = tmp_path / 'registry.json', tmp_path / 'c.json'
+    registry.write_text(json.dumps({'daemons': {
+        'camvirt': {'object_id': 'camvirt_daemon', 'host': 'LocalHost', 'port': free_port()},
+        'cam': {'object_id': 'cam', 'host': 'LocalHost', 'port': free_port()}}}))
+    config.write_text(json.dumps({'daemon': 'camvirt', 'log_name': 'x', 'control_machines': ['LocalHost'],
+                                  'initialize_timeout': 1, 'shutdown_timeout': 1, 'libvirt_uri': 'test:///default',
+                                  'log_daemon': 'cam', 'domains': {'test': {'cam1': 'cam'}}}))
+    notify_path = str(tmp_path / 'notify')
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(notify_path)
+        notify.settimeout(30)
+        env = env_with(common, CAMVIRTD_REGISTRY=str(registry), NOTIFY_SOCKET=notify_path)
+        daemon = subprocess.Popen([os.path.join(REPO, 'camvirtd'), str(config)], env=env, stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert notify.recv(100) == b'READY=1'
+            daemon.terminate()
+            _, err = daemon.communicate(timeout=15)
+        finally:
+            daemon.kill()
+            daemon.wait()
+    assert daemon.returncode == 0
+    assert err.splitlines()[0] == (
+        "camvirtd: warning: rockit.common: daemons.broken: object_id 'broken daemon' is not a Pyro object id "
+        '(a Pyro object id is 1-128 printable characters without spaces or "@"); left out')
