@@ -82,7 +82,9 @@ def write_rockit_common(folder, machines=None, daemons=None, extra_daemons_sourc
     port)}); `extra_daemons_source` is appended to daemons.py as it is."""
     package = os.path.join(str(folder), 'rockit', 'common')
     os.makedirs(package, exist_ok=True)
-    all_machines = dict(TODAY_MACHINES, **_OTHER_MACHINES, **(machines or {}))
+    all_machines = dict(TODAY_MACHINES)
+    all_machines.update(_OTHER_MACHINES)
+    all_machines.update(machines or {})
     all_daemons = {name: entry for name, *entry in _OTHERS}
     all_daemons.update(TODAY_DAEMONS)
     all_daemons.update(daemons or {})
