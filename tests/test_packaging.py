@@ -11,14 +11,18 @@ import tarfile
 
 import pytest
 
+from testworld.rockitcommon_standin import write_rockit_common
 from testworld.support import REPO, free_port
 
 PACKAGES = {
     'rockit-camvirt-server': (['/usr/bin/camvirtd', '/usr/lib/systemd/system/camvirtd@.service'],
                               {'python3-rockit-camvirt', 'python3-libvirt'}),
     'rockit-camvirt-client': (['/usr/bin/camvirt', '/etc/bash_completion.d/camvirt'], {'python3-rockit-camvirt'}),
-    'rockit-camvirt-data-clasp': (['/etc/camvirtd/clasp_das.json', '/etc/camvirtd/clasp_tcs.json'], set()),
-    'rockit-camvirt-data-superwasp': (['/etc/camvirtd/superwasp_das1.json', '/etc/camvirtd/superwasp_das2.json'],
+    # Each data package: today's site configs (rockit.common's names since 2024) beside the seed's.
+    'rockit-camvirt-data-clasp': (['/etc/camvirtd/clasp_cmos.json', '/etc/camvirtd/clasp_swir.json',
+                                   '/etc/camvirtd/clasp_das.json', '/etc/camvirtd/clasp_tcs.json'], set()),
+    'rockit-camvirt-data-superwasp': (['/etc/camvirtd/sting_das1.json', '/etc/camvirtd/sting_das2.json',
+                                       '/etc/camvirtd/superwasp_das1.json', '/etc/camvirtd/superwasp_das2.json'],
                                       set()),
     'python3-rockit-camvirt': (None, {'python3-Pyro4', 'python3-jsonschema'}),
 }
@@ -58,10 +62,11 @@ def test_five_packages_with_their_files_and_requires(rpms):
         if files is not None:
             assert sorted(listed) == sorted(files), name
     python_files = rpm_query('-qlp', rpms['python3-rockit-camvirt']).split()
-    sitelib = os.path.commonpath(python_files)
+    sitelib = os.path.commonpath([p for p in python_files if 'site-packages' in p])
     assert sitelib.endswith('site-packages/rockit/camvirt')
     assert not any(path.endswith('rockit/__init__.py') for path in python_files)  # a namespace package
     assert sitelib + '/data/registry.json' in python_files
+    assert '/etc/camvirtd/registry.d' in python_files
 
 
 def unpack(rpm, folder):
@@ -82,6 +87,39 @@ def test_python_package_imports_from_the_unpacked_rpm(rpms, tmp_path):
     env = dict(os.environ, PYTHONPATH=sitelib, CAMVIRTD_REGISTRY='')
     out = run([sys.executable, '-c', script], env=env, cwd=str(tmp_path)).stdout.split()
     assert out == [sitelib + '/rockit/camvirt/config.py', 'PYRO:superwasp_camvirt_daemon_das1@10.2.6.173:9012']
+
+
+# What each packaged site config serves at, the same with today's rockit.common installed or without.
+PACKAGED_SERVERS = {
+    'sting_das1': 'PYRO:sting_camvirt_daemon_das1@10.2.6.173:9012',
+    'sting_das2': 'PYRO:sting_camvirt_daemon_das2@10.2.6.175:9013',
+    'superwasp_das1': 'PYRO:superwasp_camvirt_daemon_das1@10.2.6.173:9012',
+    'superwasp_das2': 'PYRO:superwasp_camvirt_daemon_das2@10.2.6.175:9013',
+    'clasp_cmos': 'PYRO:clasp_camvirt_cmos_daemon@10.2.6.182:9040',
+    'clasp_swir': 'PYRO:clasp_camvirt_swir_daemon@10.2.6.187:9040',
+    'clasp_das': 'PYRO:clasp_camvirt_daemon_1@10.2.6.182:9040',
+    'clasp_tcs': 'PYRO:clasp_camvirt_daemon_2@10.2.6.181:9040',
+}
+
+
+def test_every_packaged_config_loads_with_and_without_todays_rockit_common(rpms, tmp_path):
+    for name in ('python3-rockit-camvirt', 'rockit-camvirt-data-superwasp', 'rockit-camvirt-data-clasp'):
+        unpack(rpms[name], tmp_path)
+    sitelib = glob.glob(str(tmp_path / 'usr/lib/python3*/site-packages'))[0]
+    configs = sorted(glob.glob(str(tmp_path / 'etc/camvirtd/*.json')))
+    assert [os.path.basename(p)[:-5] for p in configs] == sorted(PACKAGED_SERVERS)
+    script = ('import sys, rockit.camvirt.config as c, rockit.camvirt.registry as r; reg = r.load_registry(); '
+              '[print(c.load_config(p, reg).daemon.uri, reg.describe_daemon(c.load_config(p, reg).daemon_name)) '
+              'for p in sys.argv[1:]]')
+    common = write_rockit_common(tmp_path / 'common')
+    for pythonpath, today_source in ((sitelib, 'shipped'), ('{}:{}'.format(sitelib, common), 'rockit.common')):
+        env = dict(os.environ, PYTHONPATH=pythonpath, CAMVIRTD_REGISTRY='')
+        lines = run([sys.executable, '-c', script] + configs, env=env, cwd=str(tmp_path)).stdout.splitlines()
+        for path, line in zip(configs, lines):
+            name = os.path.basename(path)[:-5]
+            source = today_source if name.startswith(('sting', 'clasp_cmos', 'clasp_swir')) else 'shipped'
+            # (a seed daemon may live on a machine rockit.common names too: "shipped; host CLASPTCS from ...")
+            assert line.split(';')[0] == '{} {}'.format(PACKAGED_SERVERS[name], source), name
 
 
 def test_systemd_unit_verifies(tmp_path):

@@ -219,7 +219,20 @@ def config_summary(config):
         'initialize_timeout': config.initialize_timeout,
         'shutdown_timeout': config.shutdown_timeout,
         'domains': {name: {c.id: c.address.uri for c in cameras} for name, cameras in config.domains.items()},
+        'sources': name_sources(config),
+        'registry_warnings': list(config.registry.warnings),
     }
+
+
+def name_sources(config):
+    """Which registry layer (shipped, rockit.common or an operator file) each name the config uses came from."""
+    daemons = [config.daemon_name] + [c.daemon_name for c in config.cameras.values()]
+    daemons += [config.log_daemon.name] if config.log_daemon else []
+    return config.registry.sources_for(daemons, config.control_machines)
+
+
+def from_where(config, daemon_name):
+    return '({} from {})'.format(daemon_name, config.registry.describe_daemon(daemon_name))
 
 
 def show_config(config, as_json):
@@ -227,16 +240,22 @@ def show_config(config, as_json):
     if as_json:
         print(json.dumps(summary, indent=2))
         return 0
-    print('server:           {}'.format(summary['server_uri']))
+    machines = summary['sources']['machines']
+    print('server:           {} {}'.format(summary['server_uri'], from_where(config, config.daemon_name)))
     print('port:             {}/tcp (open this in the firewall)'.format(summary['port']))
     print('libvirt:          {}'.format(summary['libvirt_uri']))
-    print('control machines: {}'.format(', '.join('{} ({})'.format(m, ip) for m, ip in
+    print('control machines: {}'.format(', '.join('{} ({}, from {})'.format(m, ip, machines[m]) for m, ip in
                                                    summary['control_machines'].items())))
     print('timeouts:         initialize {} s, shutdown {} s'.format(config.initialize_timeout,
                                                                      config.shutdown_timeout))
+    if config.log_daemon:
+        print('log:              {} {}'.format(config.log_daemon.uri, from_where(config, config.log_daemon.name)))
     for name, cameras in summary['domains'].items():
-        for camera_id, uri in cameras.items():
-            print('domain {}: camera {} -> {}'.format(name, camera_id, uri))
+        for camera in config.domains[name]:
+            print('domain {}: camera {} -> {} {}'.format(name, camera.id, cameras[camera.id],
+                                                        from_where(config, camera.daemon_name)))
+    for warning in config.registry.warnings:
+        print('camvirt: warning: {}'.format(warning), file=sys.stderr)
     return 0
 
 

@@ -62,6 +62,8 @@ class Config:
 
     def __init__(self, path, data, registry):
         self.path = path
+        # Kept for where each name came from (camvirt config shows it).
+        self.registry = registry
         self.daemon_name = data['daemon']
         self.daemon = registry.daemon(data['daemon'])
         self.log_name = data['log_name']

@@ -80,10 +80,13 @@ def notify_systemd(message):
 def load_or_exit(config_path):
     """The config, or exit status 1 with one line per problem on stderr."""
     try:
-        return load_config(config_path, load_registry())
+        config = load_config(config_path, load_registry())
     except (ConfigError, RegistryError) as e:
         print(str(e), file=sys.stderr)
         sys.exit(1)
+    for warning in config.registry.warnings:  # rockit.common entries left out (registry layering)
+        print('camvirtd: warning: {}'.format(warning), file=sys.stderr)
+    return config
 
 
 def main(argv=None):
