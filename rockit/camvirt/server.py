@@ -16,7 +16,8 @@ import Pyro4
 
 from .cameras import wait_until_answering
 from .constants import OFFLINE_CAMERA_STATUS, CameraState, CommandStatus, VMState
-from .crashwatch import CrashWatch
+from .crashwatch import STOPPED, CrashWatch, RestartQueue
+from .statefile import NoMemory
 
 # Who a command that camvirtd starts itself (restart_crashed) is logged as coming from.
 SELF = 'camvirtd'
@@ -102,15 +103,19 @@ class Command:
 class CamvirtDaemon:
     """The object camvirtd serves over Pyro4."""
 
-    def __init__(self, config, hypervisor, probe, log):
+    def __init__(self, config, hypervisor, probe, log, memory=None):
         self._config = config
         self._hypervisor = hypervisor
         self._probe = probe
         self._log = log
         self._command_lock = threading.Lock()
         self._command = None
-        self._last_command = None
         self._crashes = CrashWatch(config.restart_crashed_per_hour)
+        # [issue 13] what must outlive camvirtd (statefile.DaemonMemory): restored before the first
+        # state libvirt reports, written back at each change.
+        self._memory = memory or NoMemory()
+        self._last_command = self._memory.restore(self._crashes, config.domains)
+        self._restarts = RestartQueue(self._restart_crashed, config.domains)
         hypervisor.add_listener(self._on_domain_change)
 
     # --- commands ---------------------------------------------------------------------------------
@@ -165,6 +170,7 @@ class CamvirtDaemon:
             yield command
             return
         self._command = command
+        self._memory.command_started(command.name, command.domains, ip)  # [issue 13]
         self._log.info('{} requested by {}'.format(command.describe(), ip))
         try:
             yield command
@@ -186,6 +192,7 @@ class CamvirtDaemon:
         self._last_command = {'name': command.name, 'domains': command.domains,
                               'status': command.status, 'message': '; '.join(command.problems),
                               'time': utc_iso(time.time())}
+        self._memory.command_finished(self._last_command)  # [issue 13]
 
     def _libvirt_problem(self):
         if self._hypervisor.connected:
@@ -292,18 +299,24 @@ class CamvirtDaemon:
             return  # the command itself is changing it
         if not self._crashes.observe(name, new, time.time()):
             return
-        self._log.error('domain {} stopped unexpectedly: it is {} while it should run'.format(name, new))
+        reason = self._crashes.unexpected_stop(name)['reason']
+        self._log.error('domain {} {}: it is {} while it should run'.format(name, reason, new))
         if self._config.restart_crashed:
-            threading.Thread(target=self._restart_crashed, args=(name,), daemon=True).start()
+            self._restarts.add(name)
 
-    def _restart_crashed(self, name):
-        if not self._crashes.take_restart(time.time()):
-            self._log.error('not restarting domain {}: {} automatic restarts in the last hour'.format(
-                name, self._config.restart_crashed_per_hour))
-            return
-        self._log.warning('restarting domain {} after its unexpected stop'.format(name))
-        if self._initialize([name], SELF) == CommandStatus.Blocked:
-            self._log.error('not restarting domain {}: another command is running'.format(name))
+    def _restart_crashed(self, names):
+        """Restarts, in one initialize, the domains of `names` that the hourly budget allows."""
+        allowed = []
+        for name in names:
+            if self._crashes.take_restart(time.time()):
+                allowed.append(name)
+                self._log.warning('restarting domain {} after its unexpected stop'.format(name))
+            else:
+                self._log.error('not restarting domain {}: {} automatic restarts in the last hour'.format(
+                    name, self._config.restart_crashed_per_hour))
+        if allowed and self._initialize(allowed, SELF) == CommandStatus.Blocked:
+            for name in allowed:
+                self._log.error('not restarting domain {}: another command is running'.format(name))
 
     def _request_shutdowns(self, names, deadline):
         results = run_parallel(self._hypervisor.request_shutdown, names, deadline - time.monotonic())
@@ -355,7 +368,8 @@ class CamvirtDaemon:
                 'name': name,
                 'state': states[name].state,
                 'since': utc_iso(states[name].since),
-                'unexpected_stop': {'state': stop['state'], 'time': utc_iso(stop['time'])} if stop else None,
+                'unexpected_stop': {'state': stop['state'], 'time': utc_iso(stop['time']),
+                                    'reason': stop.get('reason', STOPPED)} if stop else None,
                 'cameras': [camera_entry(c, by_id[c.id]) for c in domain_cameras],
             })
         command = self._command

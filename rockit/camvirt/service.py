@@ -18,6 +18,7 @@ from .hypervisor import Hypervisor
 from .obslog import ObservatoryLog
 from .registry import RegistryError, load_registry
 from .server import CamvirtDaemon
+from .statefile import DaemonMemory, state_folder, state_path
 
 # Each dashboard or client connection holds a worker thread while it is open; opsd holds one for
 # the length of a command.
@@ -89,6 +90,9 @@ def load_or_exit(config_path):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog='camvirtd', description='Camera VM management daemon')
     parser.add_argument('config', help='path to the JSON config, e.g. /etc/camvirtd/superwasp_das1.json')
+    parser.add_argument('--state-dir', metavar='DIR',  # [issue 13]
+                        help='folder of the state file kept across restarts (default: $STATE_DIRECTORY, '
+                             'else /var/lib/camvirtd for root, else ~/.local/state/camvirtd)')
     args = parser.parse_args(argv)
     config = load_or_exit(args.config)
     configure_pyro()
@@ -102,13 +106,17 @@ def main(argv=None):
     log = ObservatoryLog(config.log_name, config.log_daemon)
     hypervisor = Hypervisor(config.libvirt_uri, config.domains, log)
     probe = CameraProbe(config.camera_timeout)
-    uri = pyro.register(CamvirtDaemon(config, hypervisor, probe, log), objectId=address.object_id)
+    # [issue 13] what must outlive this process: read now, before libvirt's first state arrives.
+    memory = DaemonMemory(state_path(state_folder(args.state_dir), args.config), config.daemon_name,
+                          args.config, log)
+    uri = pyro.register(CamvirtDaemon(config, hypervisor, probe, log, memory), objectId=address.object_id)
     hypervisor.start()
 
     stop = StopRequest()
     server = threading.Thread(target=pyro.requestLoop, name='pyro', daemon=True)
     server.start()
-    log.info('camvirtd serving {} for {} (libvirt {})'.format(uri, args.config, config.libvirt_uri))
+    log.info('camvirtd serving {} for {} (libvirt {}, state in {})'.format(
+        uri, args.config, config.libvirt_uri, memory.path))
     notify_systemd('READY=1')
     stop.wait()
     notify_systemd('STOPPING=1')
