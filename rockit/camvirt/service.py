@@ -87,6 +87,16 @@ def load_or_exit(config_path):
         sys.exit(1)
 
 
+def checked_state_path(args):
+    """[issue 13] The state file for this config; exit 1 when it would be the config file itself."""
+    path = state_path(state_folder(args.state_dir), args.config)
+    if os.path.realpath(path) == os.path.realpath(args.config):
+        print('camvirtd: {}: the state file would overwrite the config; give another --state-dir'.format(path),
+              file=sys.stderr)
+        sys.exit(1)
+    return path
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog='camvirtd', description='Camera VM management daemon')
     parser.add_argument('config', help='path to the JSON config, e.g. /etc/camvirtd/superwasp_das1.json')
@@ -95,6 +105,7 @@ def main(argv=None):
                              'else /var/lib/camvirtd for root, else ~/.local/state/camvirtd)')
     args = parser.parse_args(argv)
     config = load_or_exit(args.config)
+    state_file = checked_state_path(args)  # [issue 13]
     configure_pyro()
     address = config.daemon
     try:
@@ -107,8 +118,7 @@ def main(argv=None):
     hypervisor = Hypervisor(config.libvirt_uri, config.domains, log)
     probe = CameraProbe(config.camera_timeout)
     # [issue 13] what must outlive this process: read now, before libvirt's first state arrives.
-    memory = DaemonMemory(state_path(state_folder(args.state_dir), args.config), config.daemon_name,
-                          args.config, log)
+    memory = DaemonMemory(state_file, config.daemon_name, args.config, log)
     uri = pyro.register(CamvirtDaemon(config, hypervisor, probe, log, memory), objectId=address.object_id)
     hypervisor.start()
 

@@ -217,7 +217,7 @@ class DaemonMemory:
         try:
             data = read_state(self.path, self._daemon)
         except StateFileError as e:
-            self._log.warning('{}; starting with nothing remembered'.format(e))
+            self._log.warning('{}{}; starting with nothing remembered'.format(e, self._keep_aside()))
             return None
         if data is None:
             self._log.info('no state file at {}: first start, nothing to remember'.format(self.path))
@@ -241,6 +241,16 @@ class DaemonMemory:
             self.path, 'should run: ' + ', '.join(sorted(expected)) if expected else 'no domain should run',
             _plural(len(crashes.snapshot(now)['restarts']), 'automatic restart'),
             ' (the host has restarted since)' if host_restarted else ''))
+
+    def _keep_aside(self):
+        """Moves a bad state file (a regular one) to <path>.bad for a look later; says so."""
+        if not os.path.isfile(self.path) or os.path.islink(self.path):
+            return ''
+        try:
+            os.replace(self.path, self.path + '.bad')
+        except OSError:
+            return ''
+        return '; kept as {}.bad'.format(self.path)
 
     # --- changes --------------------------------------------------------------------------------
 
