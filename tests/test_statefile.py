@@ -107,7 +107,7 @@ BAD_FILES = {
     'a fifo': (lambda p: os.mkfifo(str(p)), 'a FIFO, not a regular file'),
     'another daemon': (other_daemon, "written for daemon 'clasp_camvirt_das', this one is '{}'".format(DAEMON)),
     'a time that is not finite': (
-        lambda p: p.write_text('{"format": 1, "daemon": "%s", "expected": {"cam1": NaN}}' % DAEMON),
+        lambda p: p.write_text(json.dumps({'format': 1, 'daemon': DAEMON, 'expected': {'cam1': float('nan')}})),
         'a time is not a finite number'),
     'a bad domain name': (
         lambda p: p.write_text(json.dumps({'format': 1, 'daemon': DAEMON, 'expected': {'a b': 1}})),
