@@ -7,6 +7,8 @@ input: names and values are shown truncated and escaped."""
 NAME_PATTERN = '^[A-Za-z0-9._+-]{1,64}$'
 PATTERN_WORDS = {NAME_PATTERN: 'a name of 1-64 letters, digits and ._+-'}
 SHOWN_CHARS = 40
+# Unknown keys named one by one, at most; the rest are counted.
+MAX_KEYS_SHOWN = 10
 
 _TYPE_WORDS = {'object': 'an object', 'array': 'a list', 'string': 'a string', 'number': 'a number',
                'integer': 'an integer', 'boolean': 'true or false', 'null': 'null'}
@@ -100,7 +102,11 @@ def describe(error):
                 for name in error.validator_value if name not in instance]
     if error.validator == 'additionalProperties' and error.validator_value is False:
         known = _known_keys(error)
-        return [(key_path(path + [name]), 'unknown key') for name in error.instance if name not in known]
+        unknown = [name for name in error.instance if name not in known]
+        problems = [(key_path(path + [name]), 'unknown key') for name in unknown[:MAX_KEYS_SHOWN]]
+        if len(unknown) > MAX_KEYS_SHOWN:
+            problems.append((key_path(path), 'and {} more unknown keys'.format(len(unknown) - MAX_KEYS_SHOWN)))
+        return problems
     if 'propertyNames' in error.schema_path:
         # The instance is the offending key itself; the path is its parent object's.
         return [(key_path(path), '{} is not {}'.format(
