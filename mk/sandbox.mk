@@ -12,6 +12,10 @@ SANDBOX_OPTIONS ?=
 RUN_NEEDS :=
 endif
 
+# camvirtd's state file stays in the clone (build/ is ignored by git; `make clean` resets it), not
+# beside the installed service's in /var/lib/camvirtd.
+RUN_STATE_DIR ?= build/run-state
+
 # The sandbox runs as a coprocess so that the recipe can read its ready line; `cat` then passes the
 # rest of its output on, ignoring Ctrl-C so that the sandbox's last lines still have a reader.
 run: export CAMVIRTD_REGISTRY ?= testworld/registry-local.json
@@ -23,7 +27,7 @@ run: deps $(RUN_NEEDS)
 		case "$$line" in 'sandbox ready:'*) ready=1; break;; esac; done; \
 	if [ -z "$$ready" ]; then wait $$sandbox; exit 1; fi; \
 	(trap '' INT; exec cat <&3) & \
-	./camvirtd $(RUN_CONFIG) & daemon=$$!; \
+	./camvirtd $(RUN_CONFIG) --state-dir $(RUN_STATE_DIR) & daemon=$$!; \
 	wait -n $$sandbox $$daemon; status=$$?; \
 	kill -TERM $$sandbox $$daemon 2>/dev/null; wait; exit $$status
 
