@@ -108,11 +108,13 @@ class CrashWatch:
 class RestartQueue:
     """Domains waiting for an automatic restart, restarted by `restart(names)` on one thread at a
     time: domains that stop together (every one, after a host reboot) go in one command instead of
-    the second being refused because the first one's restart is running. The thread ends when the
-    queue is empty."""
+    the second being refused because the first one's restart is running. Before taking the queue it
+    calls wait_ready() (the server waits there until libvirt's states are all read: at start, the
+    stops are reported while they are being read). The thread ends when the queue is empty."""
 
-    def __init__(self, restart, order):
+    def __init__(self, restart, order, wait_ready=None):
         self._restart = restart
+        self._wait_ready = wait_ready or (lambda: None)
         self._order = list(order)  # config order, for stable commands and messages
         self._lock = threading.Lock()
         self._pending = set()
@@ -127,6 +129,7 @@ class RestartQueue:
 
     def _run(self):
         while True:
+            self._wait_ready()
             with self._lock:
                 if not self._pending:
                     self._thread = None

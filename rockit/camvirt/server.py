@@ -115,7 +115,7 @@ class CamvirtDaemon:
         # state libvirt reports, written back at each change.
         self._memory = memory or NoMemory()
         self._last_command = self._memory.restore(self._crashes, config.domains)
-        self._restarts = RestartQueue(self._restart_crashed, config.domains)
+        self._restarts = RestartQueue(self._restart_crashed, config.domains, self._wait_for_libvirt)
         hypervisor.add_listener(self._on_domain_change)
 
     # --- commands ---------------------------------------------------------------------------------
@@ -303,6 +303,11 @@ class CamvirtDaemon:
         self._log.error('domain {} {}: it is {} while it should run'.format(name, reason, new))
         if self._config.restart_crashed:
             self._restarts.add(name)
+
+    def _wait_for_libvirt(self):
+        """Until libvirt is connected (every state read), up to initialize_timeout."""
+        deadline = time.monotonic() + self._config.initialize_timeout
+        self._hypervisor.wait_for(lambda _states, connected: connected, deadline)
 
     def _restart_crashed(self, names):
         """Restarts, in one initialize, the domains of `names` that the hourly budget allows."""

@@ -89,6 +89,7 @@ def test_every_vm_off_after_a_host_reboot_is_restarted_in_one_command(make_world
     log = world.camvirtd.out.text()
     assert 'another command is running' not in log
     assert log.count('stopped while camvirtd was not running') == 2
+    assert log.count('initialize (cam1, cam2) requested by camvirtd') == 1
 
 
 def test_a_command_cut_off_by_camvirtds_death_is_recorded_as_interrupted(make_world):
