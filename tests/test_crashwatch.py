@@ -72,21 +72,32 @@ def test_restored_restart_times_keep_counting_against_the_budget():
 
 def test_domains_that_stop_together_restart_in_one_batch():
     batches, release, started = [], threading.Event(), threading.Event()
+    done = threading.Condition()
 
     def restart(names):
-        batches.append(names)
+        with done:
+            batches.append(names)
+            done.notify_all()
         started.set()
         release.wait(5)
 
     queue = RestartQueue(restart, ['cam1', 'cam2', 'cam3'])
     queue.add('cam2')
     assert started.wait(5)
-    queue.add('cam3')
+    queue.add('cam3')  # while cam2's restart runs
     queue.add('cam1')
     release.set()
-    deadline = threading.Event()
-    for _ in range(500):
-        if len(batches) == 2:
-            break
-        deadline.wait(0.01)
+    with done:
+        assert done.wait_for(lambda: len(batches) == 2, timeout=5)
     assert batches == [['cam2'], ['cam1', 'cam3']]
+
+
+def test_the_queue_waits_until_ready_before_taking_what_is_pending():
+    ready, batches = threading.Event(), []
+    done = threading.Event()
+    queue = RestartQueue(lambda names: (batches.append(names), done.set()), ['cam1', 'cam2'], ready.wait)
+    queue.add('cam2')
+    queue.add('cam1')  # reported while the first is still waiting for libvirt
+    ready.set()
+    assert done.wait(5)
+    assert batches == [['cam1', 'cam2']]

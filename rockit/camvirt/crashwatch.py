@@ -53,18 +53,19 @@ class CrashWatch:
         self._changed()
 
     def observe(self, name, state, now):
-        """Records a state change; True when it is an unexpected stop (reported once per stop)."""
+        """Records a state change; the stop's record ({'state', 'time', 'reason'}) when it is an
+        unexpected stop (reported once per stop), else None."""
         with self._lock:
             unverified = name in self._unverified
             if state != VMState.Unknown:
                 self._unverified.discard(name)
             if name not in self._expected or state not in STOPPED_STATES:
-                return False
+                return None
             del self._expected[name]
-            self._stops[name] = {'state': state, 'time': now,
-                                 'reason': self._stopped_while_down if unverified else STOPPED}
+            stop = {'state': state, 'time': now, 'reason': self._stopped_while_down if unverified else STOPPED}
+            self._stops[name] = stop
         self._changed()
-        return True
+        return dict(stop)
 
     def unexpected_stop(self, name):
         with self._lock:

@@ -297,10 +297,10 @@ class CamvirtDaemon:
         command = self._command
         if command is not None and name in command.domains:
             return  # the command itself is changing it
-        if not self._crashes.observe(name, new, time.time()):
+        stop = self._crashes.observe(name, new, time.time())
+        if stop is None:
             return
-        reason = self._crashes.unexpected_stop(name)['reason']
-        self._log.error('domain {} {}: it is {} while it should run'.format(name, reason, new))
+        self._log.error('domain {} {}: it is {} while it should run'.format(name, stop['reason'], new))
         if self._config.restart_crashed:
             self._restarts.add(name)
 
