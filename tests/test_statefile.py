@@ -147,3 +147,10 @@ def test_a_file_that_cannot_be_written_is_one_error_and_camvirtd_goes_on(tmp_pat
     watch.expect_off(['cam1'])
     errors = [message for level, message in log.lines if level == 'error']
     assert len(errors) == 1 and 'cannot write state file' in errors[0], log.lines
+
+
+def test_a_last_command_with_a_problems_list_reads_too(tmp_path):
+    last = {'name': 'shutdown', 'domains': ['cam1'], 'status': 1, 'problems': ['domain cam1 is still running'],
+            'time': 'T'}
+    (tmp_path / 'das1.json').write_text(json.dumps({'format': 1, 'daemon': DAEMON, 'last_command': last}))
+    assert memory(tmp_path).restore(CrashWatch(3), DOMAINS) == last

@@ -49,9 +49,12 @@ STATE_SCHEMA = {
                       'properties': {'state': {'type': 'string', 'maxLength': 32}, 'time': _TIME,
                                      'reason': {'type': 'string', 'maxLength': 200}}}},
         'restarts': {'type': 'array', 'items': _TIME, 'maxItems': 1000},
-        'last_command': {'type': ['object', 'null'], 'required': ['name', 'domains', 'status', 'message', 'time'],
+        # As report_status() gives it (problems as 'message', '; '-joined, or a 'problems' list), kept
+        # as it was: other keys are allowed, so that a newer camvirtd's record still reads.
+        'last_command': {'type': ['object', 'null'], 'required': ['name', 'domains', 'status', 'time'],
                          'properties': {'name': {'type': 'string', 'maxLength': 32}, 'domains': _DOMAINS,
                                         'status': {'type': 'integer'}, 'message': _TEXT, 'time': _TEXT,
+                                        'problems': {'type': 'array', 'items': _TEXT, 'maxItems': 100},
                                         'interrupted': {'type': 'boolean'}}},
         'command': {'type': ['object', 'null'], 'required': ['name', 'domains', 'started'],
                     'properties': {'name': {'type': 'string', 'maxLength': 32}, 'domains': _DOMAINS,
@@ -170,11 +173,12 @@ def read_state(path, daemon_name):
 
 
 def interrupted_command(command):
-    """The last_command entry for a command camvirtd's death cut off."""
+    """The last_command entry for a command camvirtd's death cut off (its problem both as 'message'
+    and as 'problems', for either form of the client)."""
+    problem = '{} (started {} by {})'.format(INTERRUPTED, utc_iso(command['started']),
+                                            command.get('caller') or 'unknown')
     return {'name': command['name'], 'domains': command['domains'], 'status': CommandStatus.Failed,
-            'message': '{} (started {} by {})'.format(INTERRUPTED, utc_iso(command['started']),
-                                                     command.get('caller') or 'unknown'),
-            'time': utc_iso(command['started']), 'interrupted': True}
+            'message': problem, 'problems': [problem], 'time': utc_iso(command['started']), 'interrupted': True}
 
 
 def _plural(count, word):
