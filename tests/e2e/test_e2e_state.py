@@ -73,6 +73,9 @@ def test_a_vm_destroyed_while_camvirtd_is_down_is_reported_at_start(make_world, 
         stop = unexpected_stop(world, 'cam1')
         assert stop['reason'] == 'stopped while camvirtd was not running' and stop['state'] == 'shut off'
         assert domain_states(world.status()) == {'cam1': 'shut off', 'cam2': 'running'}
+        kill_camvirtd(world)  # the stop itself is remembered too
+        world.start_camvirtd()
+        assert unexpected_stop(world, 'cam1') == stop
     assert 'cam2 stopped' not in world.camvirtd.out.text()
 
 
