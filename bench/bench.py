@@ -283,7 +283,8 @@ class ProcessWorld:
         notify.bind(notify_path)
         notify.settimeout(30)
         env = dict(os.environ, CAMVIRTD_REGISTRY=registry_path, NOTIFY_SOCKET=notify_path)
-        self.daemon = subprocess.Popen([PYTHON, os.path.join(REPO, 'camvirtd'), config_path], env=env,
+        self.daemon = subprocess.Popen([PYTHON, os.path.join(REPO, 'camvirtd'), config_path,
+                                        '--state-dir', os.path.join(folder, 'state')], env=env,
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if notify.recv(100) != b'READY=1':
             raise RuntimeError('camvirtd did not become ready')

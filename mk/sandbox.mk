@@ -12,8 +12,12 @@ SANDBOX_OPTIONS ?=
 RUN_NEEDS :=
 endif
 
+# camvirtd's state file stays in the clone (build/ is ignored by git; `make clean` resets it), not
+# beside the installed service's in /var/lib/camvirtd.
+RUN_STATE_DIR ?= build/run-state
+
 run: deps $(RUN_NEEDS)
-	$(PYTHON) -m testworld.run $(SANDBOX_OPTIONS) $(RUN_CONFIG)
+	$(PYTHON) -m testworld.run $(SANDBOX_OPTIONS) --state-dir $(RUN_STATE_DIR) $(RUN_CONFIG)
 
 # The real guests' kernel (Debian's, from apt) and busybox initramfs, cached in ~/.cache/camvirt-sandbox.
 # `apt-get download` needs package lists: fetched once when the first try finds none.

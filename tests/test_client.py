@@ -137,7 +137,7 @@ def test_bad_config_is_one_line_exit_1(tmp_path):
     result = camvirt(env, 'status')
     assert result.returncode == 1
     assert 'Traceback' not in result.stderr
-    assert "{}: (top level): 'log_name' is a required property".format(config) in result.stderr
+    assert "{}: log_name: required key is missing".format(config) in result.stderr
 
 
 def test_usage_errors_exit_non_zero():

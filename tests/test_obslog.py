@@ -83,10 +83,10 @@ def test_lines_logged_just_before_sigterm_reach_the_log_daemon(tmp_path):
     config.write_text(json.dumps({'daemon': 'camvirt', 'log_name': 'camvirtd@test', 'control_machines': [],
                                   'initialize_timeout': 1, 'shutdown_timeout': 1, 'libvirt_uri': 'test:///default',
                                   'log_daemon': 'log', 'domains': {'test': {'cam1': 'cam'}}}))
-    daemon = subprocess.Popen([os.path.join(REPO, 'camvirtd'), str(config)], stdout=subprocess.PIPE, text=True,
-                              env=dict(os.environ, CAMVIRTD_REGISTRY=str(registry)))
+    daemon = subprocess.Popen([os.path.join(REPO, 'camvirtd'), str(config), '--state-dir', str(tmp_path / 'state')],
+                              stdout=subprocess.PIPE, text=True, env=dict(os.environ, CAMVIRTD_REGISTRY=str(registry)))
     try:
-        assert 'camvirtd serving' in daemon.stdout.readline()
+        assert any('camvirtd serving' in line for line in iter(daemon.stdout.readline, ''))
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(10) == 0
     finally:

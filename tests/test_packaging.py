@@ -152,7 +152,8 @@ def test_camvirtd_tells_systemd_when_it_serves(tmp_path):
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
         notify.bind(notify_path)
         notify.settimeout(20)
-        env = dict(os.environ, NOTIFY_SOCKET=notify_path, CAMVIRTD_REGISTRY=str(registry))
+        env = dict(os.environ, NOTIFY_SOCKET=notify_path, CAMVIRTD_REGISTRY=str(registry),
+                   STATE_DIRECTORY=str(tmp_path / 'state'))
         daemon = subprocess.Popen([os.path.join(REPO, 'camvirtd'), str(config)], env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:

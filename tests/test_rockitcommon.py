@@ -81,7 +81,8 @@ def test_camvirtd_says_at_start_which_entries_it_left_out(tmp_path):
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
         notify.bind(notify_path)
         notify.settimeout(30)
-        env = env_with(common, CAMVIRTD_REGISTRY=str(registry), NOTIFY_SOCKET=notify_path)
+        env = env_with(common, CAMVIRTD_REGISTRY=str(registry), NOTIFY_SOCKET=notify_path,
+                       STATE_DIRECTORY=str(tmp_path / 'state'))
         daemon = subprocess.Popen([os.path.join(REPO, 'camvirtd'), str(config)], env=env, stdin=subprocess.DEVNULL,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:

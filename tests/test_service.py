@@ -42,3 +42,15 @@ def test_set_from_a_thread_stops_the_wait():
                             "threading.Thread(target=lambda: (time.sleep(0.2), stop.set())")
     result = subprocess.run([sys.executable, '-c', script], cwd=REPO, capture_output=True, text=True, timeout=10)
     assert result.stdout == 'waiting\nstopped\n'
+
+
+def test_a_state_file_that_would_be_the_config_itself_is_refused(tmp_path):
+    # [issue 13] the state file is <state dir>/<config stem>.json: the config's own folder would clobber it.
+    config = tmp_path / 'das1.json'
+    config.write_text(open(os.path.join(REPO, 'config', 'superwasp_das1.json')).read())
+    result = subprocess.run([os.path.join(REPO, 'camvirtd'), str(config), '--state-dir', str(tmp_path)],
+                            env=dict(os.environ, CAMVIRTD_REGISTRY=''), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.strip() == 'camvirtd: {}: the state file would overwrite the config; give another ' \
+        '--state-dir'.format(config)
+    assert config.read_text() == open(os.path.join(REPO, 'config', 'superwasp_das1.json')).read()

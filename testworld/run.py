@@ -68,6 +68,7 @@ def pass_on(stream):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog='python -m testworld.run')
     parser.add_argument('--qemu', action='store_true', help='real QEMU guests (camvirt-sandbox --qemu)')
+    parser.add_argument('--state-dir', default='build/run-state', help="camvirtd's state folder")
     parser.add_argument('config')
     args = parser.parse_args(argv)
     os.environ.setdefault('CAMVIRTD_REGISTRY', LOCAL_REGISTRY)
@@ -77,7 +78,7 @@ def main(argv=None):
     if start_sandbox(run, ['--qemu'] if args.qemu else [], args.config) is None or run.ended.is_set():
         run.stop()
         return run.status() or 1
-    run.start([os.path.join(REPO, 'camvirtd'), args.config])
+    run.start([os.path.join(REPO, 'camvirtd'), args.config, '--state-dir', args.state_dir])
     run.ended.wait()
     run.stop()
     return run.status()

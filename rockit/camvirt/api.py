@@ -22,11 +22,11 @@ def caller_ip():
 class CamvirtAPI:
     """Wires the parts together; close() ends the threads they share."""
 
-    def __init__(self, config, hypervisor, probe, log):
+    def __init__(self, config, hypervisor, probe, log, memory=None):
         self._config = config
         self._probe = probe
         self._workers = Workers()
-        self._commands = Commands(config, hypervisor, probe, log, self._workers)
+        self._commands = Commands(config, hypervisor, probe, log, self._workers, memory)
         self._status = Status(config, hypervisor, probe, self._commands, self._workers)
         hypervisor.add_listener(self._forget_stale_connections)
 

@@ -22,6 +22,9 @@ CONFIG_ENV = 'CAMVIRTD_CONFIG_PATH'
 COMMAND_TIMEOUT_MARGIN = 15
 STATUS_TIMEOUT = 10
 EXIT_UNREACHABLE = 101
+# [issue 13] `status --all`: configs shown at most (an observatory has a handful), queried this many at once.
+MAX_FLEET = 64
+FLEET_WORKERS = 16
 
 _COLORS = {'green': '\033[92m', 'yellow': '\033[93m', 'red': '\033[91m', 'cyan': '\033[96m',
            'bold': '\033[1m', 'reset': '\033[0m'}
@@ -37,7 +40,12 @@ class ClientError(Exception):
 def find_config_path(environ=None, config_dir=CONFIG_DIR):
     environ = os.environ if environ is None else environ
     if environ.get(CONFIG_ENV):
-        return environ[CONFIG_ENV]
+        listed = [p for p in environ[CONFIG_ENV].split(':') if p]
+        if len(listed) > 1:  # [issue 13]
+            raise ClientError('{} lists {} configs: only `camvirt status --all` takes a list; set it to one '
+                              'file for this command'.format(CONFIG_ENV, len(listed)))
+        if listed:
+            return listed[0]
     found = sorted(glob.glob(os.path.join(config_dir, '*.json')))
     if not found:
         raise ClientError('no config found: set {} or install one in {}'.format(CONFIG_ENV, config_dir))
@@ -262,17 +270,21 @@ def show_config(config, as_json):
 def fleet_config_paths(environ=None, config_dir=CONFIG_DIR):
     environ = os.environ if environ is None else environ
     if environ.get(CONFIG_ENV):
-        return [p for p in environ[CONFIG_ENV].split(':') if p]
-    return sorted(glob.glob(os.path.join(config_dir, '*.json')))
+        paths = [p for p in environ[CONFIG_ENV].split(':') if p]
+    else:
+        paths = sorted(glob.glob(os.path.join(config_dir, '*.json')))
+    if len(paths) > MAX_FLEET:  # [issue 13] a thread and a row each: bounded
+        raise ClientError('{} configs to show; `status --all` shows at most {}'.format(len(paths), MAX_FLEET))
+    return paths
 
 
 def fleet_rows(path):
     """Status rows (host, domain, VM state, camera, camera state) for one config, or its problem."""
-    name = os.path.splitext(os.path.basename(path))[0]
+    name = os.path.splitext(os.path.basename(path))[0][:64]
     try:
         config = load_config(path, load_registry())
     except (ConfigError, RegistryError) as e:
-        return [(name, 'bad config: ' + str(e).splitlines()[0], '', '', '')]
+        return [(name, 'bad config: ' + one_line(e), '', '', '')]
     try:
         status = call_daemon(config, 'report_status', STATUS_TIMEOUT)
     except Pyro4.errors.PyroError:  # unreachable, or something else answers there
@@ -287,22 +299,47 @@ def fleet_rows(path):
     return rows
 
 
+def guarded_fleet_rows(path):
+    """[issue 13] fleet_rows(), or one row with the error: one bad entry never ends the view."""
+    try:
+        return fleet_rows(path)
+    except Exception as e:  # pylint: disable=broad-except
+        name = os.path.splitext(os.path.basename(path))[0][:64]
+        return [(name, 'cannot show: ' + (one_line(e) or type(e).__name__), '', '', '')]
+
+
+def one_line(error):
+    """[issue 13] The first line of an error, cut to a sane length, with how many more there are."""
+    lines = str(error).splitlines() or ['']
+    more = ' (and {} more problems)'.format(len(lines) - 1) if len(lines) > 1 else ''
+    return lines[0][:300] + more
+
+
 def show_fleet(as_json):
-    paths = fleet_config_paths()
+    try:
+        paths = fleet_config_paths()
+    except ClientError as e:  # [issue 13]
+        print('camvirt: {}'.format(e), file=sys.stderr)
+        return 1
     if not paths:
         print('camvirt: no configs found', file=sys.stderr)
         return 1
-    with concurrent.futures.ThreadPoolExecutor(max_workers=len(paths)) as pool:
-        rows = [row for rows in pool.map(fleet_rows, paths) for row in rows]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(len(paths), FLEET_WORKERS)) as pool:
+        rows = [row for rows in pool.map(guarded_fleet_rows, paths) for row in rows]
     if as_json:
         keys = ('host', 'domain', 'vm_state', 'camera', 'camera_state')
         print(json.dumps([dict(zip(keys, row)) for row in rows], indent=2))
-        return 0
+        return fleet_exit_status(rows)
     table = [('HOST', 'DOMAIN', 'VM STATE', 'CAMERA', 'CAMERA STATE')] + rows
     widths = [max(len(row[i]) for row in table) for i in range(5)]
     for row in table:
         print('  '.join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
-    return 0
+    return fleet_exit_status(rows)
+
+
+def fleet_exit_status(rows):
+    """[issue 13] 1 when any host could not be shown: its row carries an error and no camera."""
+    return 1 if any(not row[3] for row in rows) else 0
 
 
 def build_parser():

@@ -8,7 +8,8 @@ import time
 
 from .admission import CAMVIRTD_ITSELF, Admission, Refusal, describe_caller
 from .constants import CommandStatus
-from .crashwatch import CrashWatch
+from .crashwatch import CrashWatch, RestartQueue
+from .statefile import NoMemory
 from .steps import FORCED_POWER_OFF_TIMEOUT, Steps
 
 
@@ -19,7 +20,7 @@ def utc_iso(timestamp):
 class Commands:
     """initialize() and shutdown() as the rockit network calls them, and crash restarts."""
 
-    def __init__(self, config, hypervisor, probe, log, workers):
+    def __init__(self, config, hypervisor, probe, log, workers, memory=None):
         self._config = config
         self._hypervisor = hypervisor
         self._log = log
@@ -27,7 +28,11 @@ class Commands:
         self.admission = Admission(config)
         self.crashes = CrashWatch(config.restart_crashed_per_hour)
         self._steps = Steps(config, hypervisor, probe, workers)
-        self.last_command = None
+        # What must outlive camvirtd (statefile.DaemonMemory): restored before the first state libvirt
+        # reports, so that a domain found off that should run is an unexpected stop; written at each change.
+        self._memory = memory or NoMemory()
+        self.last_command = self._memory.restore(self.crashes, config.domains)
+        self._restarts = RestartQueue(self._restart_crashed, config.domains, workers.submit, self._wait_for_libvirt)
         hypervisor.add_listener(self._on_domain_change)
 
     def initialize(self, requested, caller, wait=0):
@@ -68,6 +73,7 @@ class Commands:
         """Yields the command's Outcome; on leaving, sets its status, logs it and frees the lock. An
         unexpected exception in a step becomes a problem: the caller always gets a status."""
         outcome = Outcome()
+        self._memory.command_started(command.name, command.domains, describe_caller(command.caller))
         self._log.info('{} requested by {}'.format(command.describe(), describe_caller(command.caller)))
         try:
             yield outcome
@@ -89,6 +95,7 @@ class Commands:
         self._log.info('{} {}'.format(command.describe(), 'failed' if outcome.problems else 'succeeded'))
         self.last_command = {'name': command.name, 'domains': command.domains, 'status': outcome.status,
                              'problems': list(outcome.problems), 'time': utc_iso(time.time())}
+        self._memory.command_finished(self.last_command)
 
     # --- crash awareness -------------------------------------------------------------------------
 
@@ -96,21 +103,32 @@ class Commands:
         """Called by the hypervisor on every state change (on libvirt's event thread)."""
         if name in self.admission.busy_domains():
             return  # the command itself is changing it
-        if not self.crashes.observe(name, new, time.time()):
+        stop = self.crashes.observe(name, new, time.time())
+        if stop is None:
             return
-        self._log.error('domain {} stopped unexpectedly: it is {} while it should run'.format(name, new))
+        self._log.error('domain {} {}: it is {} while it should run'.format(name, stop['reason'], new))
         if self._config.restart_crashed:
-            self._workers.submit(self._restart_crashed, name)
+            self._restarts.add(name)
 
-    def _restart_crashed(self, name):
-        if not self.crashes.take_restart(time.time()):
-            self._log.error('not restarting domain {}: {} automatic restarts in the last hour'.format(
-                name, self._config.restart_crashed_per_hour))
-            return
-        self._log.warning('restarting domain {} after its unexpected stop'.format(name))
-        if self.initialize([name], CAMVIRTD_ITSELF, wait=self._longest_command()) == CommandStatus.Blocked:
-            self._log.error('not restarting domain {}: another command is still running'.format(name))
+    def _wait_for_libvirt(self):
+        """At start, stops are reported while libvirt's states are being read, before commands can use
+        the connection: a restart then would fail as "libvirt unreachable" and spend budget."""
+        self._hypervisor.wait_connected(time.monotonic() + self._config.initialize_timeout)
 
+    def _restart_crashed(self, names):
+        """Restarts, in one initialize, the domains of `names` that the hourly budget allows."""
+        allowed = []
+        for name in names:
+            if self.crashes.take_restart(time.time()):
+                allowed.append(name)
+                self._log.warning('restarting domain {} after its unexpected stop'.format(name))
+            else:
+                self._log.error('not restarting domain {}: {} automatic restarts in the last hour'.format(
+                    name, self._config.restart_crashed_per_hour))
+        # A command running now ends within its own timeout: wait for it rather than give up.
+        if allowed and self.initialize(allowed, CAMVIRTD_ITSELF, wait=self._longest_command()) == \
+                CommandStatus.Blocked:
+            self._log.error('not restarting {}: another command is still running'.format(', '.join(allowed)))
 
     def _longest_command(self):
         """Seconds any command may run: a restart waits that long for the one running now to end."""

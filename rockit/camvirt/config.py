@@ -1,11 +1,28 @@
 """camvirtd's JSON config: its schema, its checks against the registry, and the parsed Config."""
 
-import json
+import math
 
 import jsonschema
 
+from .jsonfile import JsonFileError, read_json_file
+from .schemawords import NAME_PATTERN, schema_problems as described_problems
+
 DEFAULT_LIBVIRT_URI = 'qemu:///system'
 DEFAULT_LOG_DAEMON = 'observatory_log'
+
+# [issue 13] Bounds far above any real config (the largest site config has 4 cameras), so that a
+# hostile or broken one costs a few lines and milliseconds, not minutes.
+MAX_DOMAINS = 32
+MAX_CAMERAS = 32  # in all, over every domain
+MAX_CONTROL_MACHINES = 32
+MAX_NAME = 100  # registry names: daemons, machines, the log table
+MAX_URI = 1000
+MAX_SECONDS = 3600
+# A broken config can break every rule on every key; the first lines say enough.
+MAX_PROBLEM_LINES = 20
+
+_REGISTRY_NAME = {'type': 'string', 'minLength': 1, 'maxLength': MAX_NAME}
+_SECONDS = {'type': 'number', 'minimum': 1, 'maximum': MAX_SECONDS}
 
 CONFIG_SCHEMA = {
     'type': 'object',
@@ -13,28 +30,33 @@ CONFIG_SCHEMA = {
     'required': ['daemon', 'log_name', 'control_machines', 'initialize_timeout', 'shutdown_timeout',
                  'domains'],
     'properties': {
-        'daemon': {'type': 'string', 'minLength': 1},
-        'log_name': {'type': 'string', 'minLength': 1},
-        'control_machines': {'type': 'array', 'items': {'type': 'string'}, 'uniqueItems': True},
-        'initialize_timeout': {'type': 'number', 'minimum': 1},
-        'shutdown_timeout': {'type': 'number', 'minimum': 1},
+        'daemon': _REGISTRY_NAME,
+        'log_name': _REGISTRY_NAME,
+        'control_machines': {'type': 'array', 'items': _REGISTRY_NAME, 'uniqueItems': True,
+                             'maxItems': MAX_CONTROL_MACHINES},
+        'initialize_timeout': _SECONDS,
+        'shutdown_timeout': _SECONDS,
         'domains': {
             'type': 'object',
             'minProperties': 1,
+            'maxProperties': MAX_DOMAINS,
+            'propertyNames': {'pattern': NAME_PATTERN},
             'additionalProperties': {
                 'type': 'object',
                 'minProperties': 1,
-                'additionalProperties': {'type': 'string', 'minLength': 1},
+                'maxProperties': MAX_CAMERAS,
+                'propertyNames': {'pattern': NAME_PATTERN},
+                'additionalProperties': _REGISTRY_NAME,
             },
         },
         # Optional keys: not in the rockit site configs, which load with the defaults.
-        'libvirt_uri': {'type': 'string', 'minLength': 1},
-        'log_daemon': {'type': 'string', 'minLength': 1},
+        'libvirt_uri': {'type': 'string', 'minLength': 1, 'maxLength': MAX_URI},
+        'log_daemon': _REGISTRY_NAME,
         'camera_timeout': {'type': 'number', 'exclusiveMinimum': 0, 'maximum': 10},
-        'shutdown_repeat_interval': {'type': 'number', 'minimum': 1},
+        'shutdown_repeat_interval': _SECONDS,
         'force_shutdown': {'type': 'boolean'},
         'restart_crashed': {'type': 'boolean'},
-        'restart_crashed_per_hour': {'type': 'integer', 'minimum': 1},
+        'restart_crashed_per_hour': {'type': 'integer', 'minimum': 1, 'maximum': 100},
     },
 }
 
@@ -93,15 +115,43 @@ class Config:
                 self.cameras[camera_id] = camera
 
 
-def _key_path(parts):
-    return '.'.join(str(p) for p in parts) or '(top level)'
+_VALIDATOR = jsonschema.Draft7Validator(CONFIG_SCHEMA)
+
+
+def size_problems(data):
+    """[issue 13] The counts checked before the schema, so that 300,000 domains cost one line and no
+    time: a config over them is not checked further."""
+    if not isinstance(data, dict):
+        return []
+    problems = []
+    machines, domains = data.get('control_machines'), data.get('domains')
+    if isinstance(machines, list) and len(machines) > MAX_CONTROL_MACHINES:
+        problems.append(('control_machines', 'has {} items, at most {} allowed'.format(
+            len(machines), MAX_CONTROL_MACHINES)))
+    if isinstance(domains, dict):
+        if len(domains) > MAX_DOMAINS:
+            problems.append(('domains', 'has {} domains, at most {} allowed'.format(len(domains), MAX_DOMAINS)))
+        cameras = sum(len(c) for c in domains.values() if isinstance(c, dict))
+        if len(domains) <= MAX_DOMAINS and cameras > MAX_CAMERAS:
+            problems.append(('domains', 'has {} cameras in all, at most {} allowed'.format(cameras, MAX_CAMERAS)))
+    return problems
+
+
+def number_problems(data):
+    """NaN passes every bound a schema sets: each comparison with it is false. (Infinity fails the
+    maximum every number here has.)"""
+    if not isinstance(data, dict):
+        return []
+    return [(key, 'must be a finite number, not {}'.format(value)) for key, value in data.items()
+            if isinstance(value, float) and math.isnan(value) and key in CONFIG_SCHEMA['properties']]
 
 
 def schema_problems(data):
-    """(key path, message) for each way `data` breaks the schema."""
-    validator = jsonschema.Draft7Validator(CONFIG_SCHEMA)
-    errors = sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path])
-    return [(_key_path(e.absolute_path), e.message) for e in errors]
+    """(key path, message) for each way `data` breaks the schema, in the project's own words."""
+    problems = size_problems(data)
+    if problems:
+        return problems
+    return sorted(set(described_problems(_VALIDATOR, data)) | set(number_problems(data)))
 
 
 def registry_problems(data, registry):
@@ -133,17 +183,22 @@ def parse_config(data, path, registry):
     if not problems:
         problems = registry_problems(data, registry)
     if problems:
-        raise ConfigError(['{}: {}: {}'.format(path, key, message) for key, message in problems])
+        raise ConfigError(problem_lines(path, problems))
     return Config(path, data, registry)
+
+
+def problem_lines(path, problems):
+    """One line per problem, at most MAX_PROBLEM_LINES of them."""
+    lines = ['{}: {}: {}'.format(path, key, message) for key, message in problems[:MAX_PROBLEM_LINES]]
+    if len(problems) > MAX_PROBLEM_LINES:
+        lines.append('{}: ... and {} more problems'.format(path, len(problems) - MAX_PROBLEM_LINES))
+    return lines
 
 
 def load_config(path, registry):
     """Reads and validates the config file at `path`; raises ConfigError."""
     try:
-        with open(path) as f:
-            data = json.load(f)
-    except OSError as e:
-        raise ConfigError(['{}: cannot read config: {}'.format(path, e.strerror)]) from None
-    except ValueError as e:
-        raise ConfigError(['{}: not valid JSON: {}'.format(path, e)]) from None
+        data = read_json_file(path, 'config')  # [issue 13] regular files only, bounded size and nesting
+    except JsonFileError as e:
+        raise ConfigError([str(e)]) from None
     return parse_config(data, path, registry)

@@ -1,4 +1,4 @@
-"""The camvirtd process: reads its config, serves CamvirtDaemon over Pyro4 until SIGTERM or SIGINT,
+"""The camvirtd process: reads its config, serves CamvirtAPI over Pyro4 until SIGTERM or SIGINT,
 and tells systemd when it is serving."""
 
 import argparse
@@ -18,6 +18,7 @@ from .api import CamvirtAPI
 from .hypervisor import Hypervisor, stop_event_loop
 from .obslog import ObservatoryLog
 from .registry import RegistryError, load_registry
+from .statefile import DaemonMemory, state_folder, state_path
 
 # Each dashboard or client connection holds a worker thread while it is open; opsd holds one for
 # the length of a command.
@@ -89,11 +90,25 @@ def load_or_exit(config_path):
     return config
 
 
+def checked_state_path(args):
+    """[issue 13] The state file for this config; exit 1 when it would be the config file itself."""
+    path = state_path(state_folder(args.state_dir), args.config)
+    if os.path.realpath(path) == os.path.realpath(args.config):
+        print('camvirtd: {}: the state file would overwrite the config; give another --state-dir'.format(path),
+              file=sys.stderr)
+        sys.exit(1)
+    return path
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog='camvirtd', description='Camera VM management daemon')
     parser.add_argument('config', help='path to the JSON config, e.g. /etc/camvirtd/superwasp_das1.json')
+    parser.add_argument('--state-dir', metavar='DIR',  # [issue 13]
+                        help='folder of the state file kept across restarts (default: $STATE_DIRECTORY, '
+                             'else /var/lib/camvirtd for root, else ~/.local/state/camvirtd)')
     args = parser.parse_args(argv)
     config = load_or_exit(args.config)
+    state_file = checked_state_path(args)  # [issue 13]
     configure_pyro()
     address = config.daemon
     try:
@@ -105,14 +120,17 @@ def main(argv=None):
     log = ObservatoryLog(config.log_name, config.log_daemon)
     hypervisor = Hypervisor(config.libvirt_uri, config.domains, log)
     probe = CameraProbe(config.camera_timeout)
-    api = CamvirtAPI(config, hypervisor, probe, log)
+    # [issue 13] what must outlive this process: read now, before libvirt's first state arrives.
+    memory = DaemonMemory(state_file, config.daemon_name, args.config, log)
+    api = CamvirtAPI(config, hypervisor, probe, log, memory)
     uri = pyro.register(api, objectId=address.object_id)
     hypervisor.start()
 
     stop = StopRequest()
     server = threading.Thread(target=pyro.requestLoop, name='pyro', daemon=True)
     server.start()
-    log.info('camvirtd serving {} for {} (libvirt {})'.format(uri, args.config, config.libvirt_uri))
+    log.info('camvirtd serving {} for {} (libvirt {}, state in {})'.format(
+        uri, args.config, config.libvirt_uri, memory.path))
     notify_systemd('READY=1')
     stop.wait()
     notify_systemd('STOPPING=1')

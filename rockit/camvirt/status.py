@@ -2,6 +2,7 @@
 
 from .commands import utc_iso
 from .constants import OFFLINE_CAMERA_STATUS, CameraState, VMState
+from .crashwatch import STOPPED
 
 
 def unknown_camera(camera_id, cameras):
@@ -60,7 +61,8 @@ class Status:
             'name': name,
             'state': status.state,
             'since': utc_iso(status.since),
-            'unexpected_stop': {'state': stop['state'], 'time': utc_iso(stop['time'])} if stop else None,
+            'unexpected_stop': {'state': stop['state'], 'time': utc_iso(stop['time']),
+                                'reason': stop.get('reason', STOPPED)} if stop else None,
             'cameras': [camera_entry(c, camera_statuses[c.id]) for c in self._config.domains[name]],
         }
 

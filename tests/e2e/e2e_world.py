@@ -163,6 +163,9 @@ class World:
         self.registry_path = self.write('registry.json', {
             'daemons': self.daemons, 'machines': {'LocalHost': '127.0.0.1', 'Elsewhere': '10.255.255.1'}})
         self.config_path = self.write('camvirtd.json', self.config)
+        # camvirtd's state file (camvirtd.json there), kept across its restarts within the test.
+        self.state_dir = os.path.join(self.folder, 'state')
+        self.state_path = os.path.join(self.state_dir, 'camvirtd.json')
         self.env = dict(os.environ, CAMVIRTD_REGISTRY=self.registry_path, CAMVIRTD_CONFIG_PATH=self.config_path)
         self.sandbox = None
         self.camvirtd = None
@@ -205,7 +208,7 @@ class World:
 
     def start_camvirtd(self):
         """Runs ./camvirtd and waits until it serves and has read every domain's state from libvirt."""
-        self.camvirtd = self.spawn(CAMVIRTD, self.config_path)
+        self.camvirtd = self.spawn(CAMVIRTD, self.config_path, '--state-dir', self.state_dir)
 
         def settled():
             status = self.report_status()

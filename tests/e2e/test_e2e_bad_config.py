@@ -33,15 +33,15 @@ def duplicate_camera(config):
 BAD_CONFIGS = {
     # name: (how to make it from a good config, what the one line must say)
     'not json': (lambda config: '{"daemon": ', 'not valid JSON'),
-    'missing key': (without('initialize_timeout'), "'initialize_timeout' is a required property"),
-    'unknown key': (with_value('colour', 'blue'), "'colour' was unexpected"),
-    'timeout 0': (with_value('shutdown_timeout', 0), 'shutdown_timeout: 0 is less than the minimum of 1'),
+    'missing key': (without('initialize_timeout'), 'initialize_timeout: required key is missing'),
+    'unknown key': (with_value('colour', 'blue'), 'colour: unknown key'),
+    'timeout 0': (with_value('shutdown_timeout', 0), 'shutdown_timeout: must be at least 1, not 0'),
     'unknown daemon name': (with_value('daemon', 'no_such_daemon'), "daemon: unknown daemon name 'no_such_daemon'"),
     'unknown machine': (with_value('control_machines', ['NoSuchMachine']),
                         "control_machines.0: unknown machine name 'NoSuchMachine'"),
     'duplicate camera id': (edited(duplicate_camera),
                             "domains.cam2.cam1: camera id 'cam1' is already used by domain 'cam1'"),
-    'no domains': (with_value('domains', {}), 'domains: {} should be non-empty'),
+    'no domains': (with_value('domains', {}), 'domains: must not be empty'),
 }
 
 
