@@ -17,6 +17,7 @@ import Pyro4
 from .cameras import wait_until_answering
 from .constants import OFFLINE_CAMERA_STATUS, CameraState, CommandStatus, VMState
 from .crashwatch import CrashWatch
+from .devices import DevicePresence, DevicesAbsent, start_when_present  # [issue 17]
 
 # Who a command that camvirtd starts itself (restart_crashed) is logged as coming from.
 SELF = 'camvirtd'
@@ -26,6 +27,8 @@ SELF = 'camvirtd'
 PROBED_VM_STATES = frozenset([VMState.Running, VMState.ShuttingDown, VMState.Unknown])
 # How long libvirt may take to power off the domains a forced shutdown destroys.
 FORCED_POWER_OFF_TIMEOUT = 10
+# [issue 17] A domain whose devices came at the last moment may take this long past the deadline to start.
+DEVICE_START_MARGIN = 2
 
 
 def caller_ip():
@@ -112,6 +115,7 @@ class CamvirtDaemon:
         self._last_command = None
         self._crashes = CrashWatch(config.restart_crashed_per_hour)
         hypervisor.add_listener(self._on_domain_change)
+        self._devices = DevicePresence(hypervisor, config.domains, log)  # [issue 17]
 
     # --- commands ---------------------------------------------------------------------------------
 
@@ -124,8 +128,10 @@ class CamvirtDaemon:
         with self._command_session('initialize', domains, caller) as command:
             if command.status is None:
                 deadline = time.monotonic() + self._config.initialize_timeout
-                command.problems += self._start_domains(command.domains, deadline)
-                command.problems += self._wait_for_cameras(command.domains, deadline)
+                unstarted = set()  # [issue 17] domains whose devices never came: no camera to wait for
+                command.problems += self._start_domains(command.domains, deadline, unstarted)
+                command.problems += self._wait_for_cameras(
+                    [name for name in command.domains if name not in unstarted], deadline)
                 if not command.problems:
                     self._crashes.expect_running(command.domains)
         return command.status
@@ -166,6 +172,7 @@ class CamvirtDaemon:
             return
         self._command = command
         self._log.info('{} requested by {}'.format(command.describe(), ip))
+        self._devices.refresh_quietly()  # [issue 17] never act on a stale view of the host's devices
         try:
             yield command
         except Exception as e:  # pylint: disable=broad-except
@@ -192,8 +199,10 @@ class CamvirtDaemon:
             return []
         return ['libvirt at {} is unreachable'.format(self._hypervisor.uri)]
 
-    def _start_domains(self, names, deadline):
-        """Starts every domain of `names` that is off, all at once. Returns problems."""
+    def _start_domains(self, names, deadline, unstarted):
+        """Starts every domain of `names` that is off, all at once, each as soon as its passthrough
+        devices are on the host. Returns problems; adds to `unstarted` the domains whose devices
+        did not come."""
         problems = self._libvirt_problem()
         if problems:
             return problems
@@ -201,13 +210,25 @@ class CamvirtDaemon:
         problems += ['domain {} does not exist in libvirt'.format(n)
                      for n in names if states[n].state == VMState.Missing]
         to_start = domains_to_start(names, states)
-        results = run_parallel(self._hypervisor.start_domain, to_start, deadline - time.monotonic())
+        results = run_parallel(self._start_when_devices_present(deadline), to_start,
+                               deadline - time.monotonic() + DEVICE_START_MARGIN)
         for name, result in zip(to_start, results):
-            if isinstance(result, TimeoutError):
+            if isinstance(result, DevicesAbsent):  # [issue 17]
+                unstarted.add(name)
+                problems += result.problems
+            elif isinstance(result, TimeoutError):
                 problems.append('libvirt did not start domain {} in time'.format(name))
             elif isinstance(result, Exception):
                 problems.append('cannot start domain {}: {}'.format(name, describe_error(result)))
         return problems
+
+    def _start_when_devices_present(self, deadline):
+        """[issue 17] start_domain(name), once the domain's devices are on the host (devices.py)."""
+        def start(name):
+            camera_ids = [camera.id for camera in self._config.domains[name]]
+            start_when_present(self._devices, name, camera_ids, deadline, self._hypervisor.start_domain,
+                               self._log)
+        return start
 
     def _wait_for_cameras(self, names, deadline):
         """Waits until every camd of `names` answers; returns a problem for each that does not."""
@@ -357,6 +378,7 @@ class CamvirtDaemon:
                 'since': utc_iso(states[name].since),
                 'unexpected_stop': {'state': stop['state'], 'time': utc_iso(stop['time'])} if stop else None,
                 'cameras': [camera_entry(c, by_id[c.id]) for c in domain_cameras],
+                'devices': self._devices.entries(name),  # [issue 17] passthrough devices, presence
             })
         command = self._command
         return {
