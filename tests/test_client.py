@@ -83,7 +83,7 @@ def test_fleet_status_queries_every_config(make_world, tmp_path):
     env['CAMVIRTD_CONFIG_PATH'] = ':'.join([env['CAMVIRTD_CONFIG_PATH'], str(down), str(broken)])
     rows = json.loads(camvirt(env, 'status', '--all', '--json').stdout)
     assert rows[0] == {'host': 'camvirtd', 'domain': world.domain_names[0], 'vm_state': 'running',
-                       'camera': 'c1a', 'camera_state': 'IDLE'}
+                       'camera': 'c1a', 'camera_state': 'IDLE', 'devices': ''}
     assert rows[1]['host'] == 'down' and rows[1]['domain'].startswith('not a camvirtd at 127.0.0.1:')
     assert rows[2]['host'] == 'broken' and rows[2]['domain'].startswith('bad config: ')
     table = camvirt(env, 'status', '--all').stdout.splitlines()
