@@ -14,6 +14,7 @@ import Pyro4.errors
 
 from .config import ConfigError, load_config
 from .constants import CommandStatus
+from .devicequery import config_devices  # [issue 17]
 from .hostdevs import absent_summary, entry_text, waiting_text  # [issue 17]
 from .registry import RegistryError, load_registry
 
@@ -22,6 +23,7 @@ CONFIG_ENV = 'CAMVIRTD_CONFIG_PATH'
 # initialize() and shutdown() block for up to their timeout; the proxy waits this much longer.
 COMMAND_TIMEOUT_MARGIN = 15
 STATUS_TIMEOUT = 10
+CONFIG_DEVICES_TIMEOUT = 3  # [issue 17] `camvirt config` asks camvirtd for devices, briefly
 EXIT_UNREACHABLE = 101
 
 _COLORS = {'green': '\033[92m', 'yellow': '\033[93m', 'red': '\033[91m', 'cyan': '\033[96m',
@@ -227,8 +229,16 @@ def config_summary(config):
     }
 
 
+def add_config_devices(summary, config):
+    """[issue 17] Each domain's passthrough devices, from libvirt (read-only) or else camvirtd."""
+    devices, source = config_devices(config.libvirt_uri, list(config.domains),
+                                     lambda: call_daemon(config, 'report_status', CONFIG_DEVICES_TIMEOUT))
+    summary['devices'], summary['devices_source'] = devices, source
+    return summary
+
+
 def show_config(config, as_json):
-    summary = config_summary(config)
+    summary = add_config_devices(config_summary(config), config)
     if as_json:
         print(json.dumps(summary, indent=2))
         return 0
@@ -242,7 +252,20 @@ def show_config(config, as_json):
     for name, cameras in summary['domains'].items():
         for camera_id, uri in cameras.items():
             print('domain {}: camera {} -> {}'.format(name, camera_id, uri))
+    print_config_devices(summary)
     return 0
+
+
+def print_config_devices(summary):
+    """[issue 17] 'domain cam1: USB device 03c3:2600 (ZWO ASI2600MM Pro) present'."""
+    print('devices from:     {}'.format(summary['devices_source']))
+    if summary['devices'] is None:
+        return
+    for name, entries in summary['devices'].items():
+        for entry in entries:
+            print('domain {}: {}'.format(name, entry_text(entry)))
+        if not entries:
+            print('domain {}: no passthrough devices'.format(name))
 
 
 def fleet_config_paths(environ=None, config_dir=CONFIG_DIR):

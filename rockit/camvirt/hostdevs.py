@@ -197,9 +197,15 @@ def waiting_text(domain_entry):
 
 
 def absent_summary(domain_entry):
-    """'absent: USB 03c3:2600' for the fleet view; 'N present' when all are; '' without devices."""
+    """'absent: USB 03c3:2600' for the fleet view; '2 present, 1 not checked' when none is absent;
+    '' without devices."""
     devices = domain_entry.get('devices') or []
     absent = [e for e in devices if e.get('understood') and not e.get('present')]
     if absent:
-        return 'absent: ' + ', '.join('{} {}'.format(kind_word(e.get('kind')), e.get('id')) for e in absent)
-    return '{} present'.format(len(devices)) if devices else ''
+        return 'absent: ' + ', '.join('{} {}{}'.format(kind_word(e.get('kind')), e.get('id'),
+                                                      ' (optional)' if e.get('optional') else '')
+                                      for e in absent)
+    present = sum(1 for e in devices if e.get('understood'))
+    unchecked = len(devices) - present
+    return ', '.join(filter(None, ['{} present'.format(present) if present else '',
+                                   '{} not checked'.format(unchecked) if unchecked else '']))
