@@ -162,3 +162,16 @@ def test_libvirt_unreachable_reads_nothing(make_world):
     presence = world.daemon_object._devices  # pylint: disable=protected-access
     assert presence.refresh() is False
     assert presence.wait_until_present(world.domain_names[0], deadline(0.2)) == []
+
+
+def test_a_driver_that_cannot_list_devices_leaves_presence_unknown_and_waits_for_nothing(
+        make_world, tmp_path):
+    world = device_world(make_world, tmp_path, [[USB_BY_IDS_ABSENT]])
+    conn = world.hypervisor.connection()
+    name = world.domain_names[0]
+    presence = DevicePresence(world.hypervisor, world.domain_names, world.log)
+    presence.update({name: read_domain_hostdevs(conn, name)}, [], unlisted='no node device driver')
+    assert [e['present'] for e in presence.entries(name)] == [None]
+    assert presence.missing(name) == []
+    assert "cannot list this host's devices (no node device driver): passthrough devices are not " \
+           "checked" in world.log.text()

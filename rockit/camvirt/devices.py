@@ -17,6 +17,10 @@ from .hostdevs import (PCI, USB, describe, device_entry, find_node_device, id_te
 
 # While initialize() waits for a missing device, libvirt is asked again this often (seconds).
 REFRESH_INTERVAL = 1.0
+# Errors that mean the connection itself failed (the next connection reads again), as opposed to a
+# driver that cannot list node devices (then presence is unknown, and never a reason to wait).
+_CONNECTION_ERRORS = (libvirt.VIR_ERR_SYSTEM_ERROR, libvirt.VIR_ERR_RPC, libvirt.VIR_ERR_NO_CONNECT,
+                      libvirt.VIR_ERR_INVALID_CONN, libvirt.VIR_ERR_AUTH_FAILED)
 _LIST_FLAGS = {USB: libvirt.VIR_CONNECT_LIST_NODE_DEVICES_CAP_USB_DEV,
                PCI: libvirt.VIR_CONNECT_LIST_NODE_DEVICES_CAP_PCI_DEV}
 
@@ -76,6 +80,7 @@ class DevicePresence:
         self._read_at = None    # time.monotonic() of the last successful read
         self._event_ids = {}    # id(conn) -> node device event callback id
         self._event_refresh_pending = False
+        self._unlisted = None   # why libvirt cannot list the host's devices, when it cannot
         hypervisor.add_connection_listener(self)
 
     # --- hypervisor connection listener --------------------------------------------------------
@@ -124,7 +129,13 @@ class DevicePresence:
                 return True
             hostdevs = {name: read_domain_hostdevs(conn, name) for name in self._names}
             kinds = {h.kind for devs in hostdevs.values() for h in devs if understood(h)}
-            self.update(hostdevs, read_node_devices(conn, kinds))
+            try:
+                nodes, unlisted = read_node_devices(conn, kinds), None
+            except libvirt.libvirtError as e:
+                if e.get_error_code() in _CONNECTION_ERRORS:
+                    raise
+                nodes, unlisted = [], e.get_error_message()
+            self.update(hostdevs, nodes, unlisted)
             self._read_at = time.monotonic()
         return True
 
@@ -134,17 +145,23 @@ class DevicePresence:
         except libvirt.libvirtError:
             return False  # the connection went: the next connection reads everything again
 
-    def update(self, hostdevs, nodes):
+    def update(self, hostdevs, nodes, unlisted=None):
         """Takes a new reading ({domain: [Hostdev]}, [NodeDevice]); logs an error for each device
-        that vanished while its domain runs."""
+        that vanished while its domain runs. unlisted: why libvirt could not list the host's devices
+        (then whether any is present is unknown: shown so, never waited for)."""
         vanished = []
         with self._cond:
+            if unlisted != self._unlisted and unlisted and any(map(understood, sum(hostdevs.values(), []))):
+                self._log.warning('cannot list this host\'s devices ({}): passthrough devices are not '
+                                  'checked'.format(unlisted))
+            self._unlisted = unlisted
             for name in self._names:
                 found = [find_node_device(h, nodes) for h in hostdevs.get(name, [])]
                 for hostdev, node in zip(hostdevs.get(name, []), found):
                     if node is not None and node.label:
                         self._known_names[(hostdev.kind, id_text(hostdev))] = node.label
-                vanished += [(name, h) for h in self._vanished(name, hostdevs.get(name, []), found)]
+                if not unlisted:
+                    vanished += [(name, h) for h in self._vanished(name, hostdevs.get(name, []), found)]
                 self._hostdevs[name], self._found[name] = hostdevs.get(name, []), found
             self._cond.notify_all()
         for name, hostdev in vanished:
@@ -167,11 +184,15 @@ class DevicePresence:
         """The domain's hostdevs that must be on the host before it starts and are not: understood
         ones that are not optional."""
         with self._cond:
+            if self._unlisted:
+                return []
             return [h for h, n in zip(self._hostdevs[name], self._found[name])
                     if n is None and understood(h) and not h.optional]
 
     def absent_optional(self, name):
         with self._cond:
+            if self._unlisted:
+                return []
             return [h for h, n in zip(self._hostdevs[name], self._found[name])
                     if n is None and understood(h) and h.optional]
 
@@ -179,9 +200,12 @@ class DevicePresence:
         """report_status()'s 'devices' list for one domain."""
         with self._cond:
             waiting = name in self._waiting
-            return [device_entry(h, n, self.name_of(h), waiting and n is None and understood(h)
-                                 and not h.optional)
-                    for h, n in zip(self._hostdevs[name], self._found[name])]
+            entries = [device_entry(h, n, self.name_of(h), waiting and n is None and understood(h)
+                                    and not h.optional)
+                       for h, n in zip(self._hostdevs[name], self._found[name])]
+            for entry in entries if self._unlisted else []:
+                entry['present'] = None  # libvirt could not say
+            return entries
 
     def wait_until_present(self, name, deadline):
         """Blocks until the domain's required devices are on the host or time.monotonic() passes
