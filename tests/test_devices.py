@@ -175,3 +175,11 @@ def test_a_driver_that_cannot_list_devices_leaves_presence_unknown_and_waits_for
     assert presence.missing(name) == []
     assert "cannot list this host's devices (no node device driver): passthrough devices are not " \
            "checked" in world.log.text()
+
+
+def test_a_running_domain_is_not_waited_for_whatever_its_devices(make_world, tmp_path):
+    world = device_world(make_world, tmp_path, [[USB_BY_IDS_ABSENT]], initialize_timeout=5)
+    world.conn.lookupByName(world.domain_names[0]).create()  # the test driver starts it regardless
+    assert wait_until(lambda: vm_state(world, 0) == VMState.Running)
+    assert world.call('initialize') == CommandStatus.Succeeded
+    assert status_of(world, 0)['devices'][0]['present'] is False

@@ -165,7 +165,7 @@ class DevicePresence:
                 self._hostdevs[name], self._found[name] = hostdevs.get(name, []), found
             self._cond.notify_all()
         for name, hostdev in vanished:
-            if self._hypervisor.state(name) in VMState.ACTIVE:
+            if self.domain_active(name):
                 self._log.error('domain {}: {} vanished from this host while the domain runs'.format(
                     name, describe(hostdev.kind, id_text(hostdev), self.name_of(hostdev))))
 
@@ -173,6 +173,9 @@ class DevicePresence:
         """Hostdevs present in the last reading of domain `name` and absent in this one."""
         before = {h for h, n in zip(self._hostdevs[name], self._found[name]) if n is not None}
         return [h for h, n in zip(hostdevs, found) if n is None and h in before]
+
+    def domain_active(self, name):
+        return self._hypervisor.state(name) in VMState.ACTIVE
 
     def name_of(self, hostdev):
         """The device's name: libvirt's when it was last seen, else the domain XML's alias."""
@@ -239,7 +242,12 @@ class DevicesAbsent(Exception):
 
 def start_when_present(presence, name, camera_ids, deadline, start, log):
     """Waits for the domain's required devices (see DevicePresence.wait_until_present), then calls
-    start(name); raises DevicesAbsent at the deadline. An absent optional device is a warning."""
+    start(name); raises DevicesAbsent at the deadline. An absent optional device is a warning. A
+    domain already up is not waited for: it got its devices when it started, and one that vanished
+    since was logged then; start() leaves it alone or resumes it."""
+    if presence.domain_active(name):
+        start(name)
+        return
     missing = presence.wait_until_present(name, deadline)
     if missing:
         raise DevicesAbsent([absent_message(camera_ids, name, h, presence.name_of(h)) for h in missing])
