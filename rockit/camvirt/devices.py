@@ -12,6 +12,7 @@ import time
 import libvirt
 
 from .constants import VMState
+from .hypervisor import HypervisorUnavailable
 from .hostdevs import (PCI, USB, describe, device_entry, find_node_device, id_text, parse_hostdevs,
                        parse_node_device, understood)
 
@@ -174,6 +175,9 @@ class DevicePresence:
         before = {h for h, n in zip(self._hostdevs[name], self._found[name]) if n is not None}
         return [h for h, n in zip(hostdevs, found) if n is None and h in before]
 
+    def connection(self):
+        return self._hypervisor.connection()
+
     def domain_active(self, name):
         return self._hypervisor.state(name) in VMState.ACTIVE
 
@@ -249,6 +253,8 @@ def start_when_present(presence, name, camera_ids, deadline, start, log):
         start(name)
         return
     missing = presence.wait_until_present(name, deadline)
+    if missing and presence.connection() is None:
+        raise HypervisorUnavailable('libvirt became unreachable while waiting for its devices')
     if missing:
         raise DevicesAbsent([absent_message(camera_ids, name, h, presence.name_of(h)) for h in missing])
     for hostdev in presence.absent_optional(name):

@@ -5,11 +5,13 @@ says when asked anyway is shown beside it (the test driver starts it without com
 """
 
 import json
+import os
+import signal
 import subprocess
 
 import pytest
 
-from .e2e_world import COMMAND_TIMEOUT
+from .e2e_world import COMMAND_TIMEOUT, wait_until
 
 pytestmark = [pytest.mark.e2e]
 
@@ -47,6 +49,27 @@ def test_simulated_guest_with_an_absent_usb_device(make_world):
     assert virsh_start(world, 'cam2').returncode == 0
     rows = json.loads(world.camvirt('status', '--all', '--json').stdout)
     assert {row['domain']: row['devices'] for row in rows} == {'cam1': '', 'cam2': 'absent: USB 03c3:2600'}
+
+
+def test_devices_are_read_again_when_camvirtd_reconnects(make_world):
+    """cam2 is redefined naming another device (camvirtd sees it at the next command); libvirtd is
+    killed, and the sandbox's new one defines cam2 as it was: camvirtd shows the original device
+    again after reconnecting, with no command in between."""
+    world = make_world().start('--usb-hostdev', 'cam2=03c3:2600')
+    xml = world.virsh('dumpxml', 'cam2').replace("id='0x2600'", "id='0x2601'")
+    world.write('cam2.xml', xml)
+    world.virsh('define', os.path.join(world.folder, 'cam2.xml'))
+    assert world.camvirt('kill').returncode == 0  # a command: devices read again
+
+    def cam2_device():
+        status = world.report_status()
+        return status and status['libvirt_connected'] and status['domains'][1]['devices'][0]['id']
+
+    assert cam2_device() == '03c3:2601'
+    os.kill(world.libvirtd_pid(), signal.SIGKILL)
+    assert world.sandbox.out.wait_for(r'^sandbox: libvirtd restarted', 15), world.sandbox.describe()
+    world.libvirtd_pids.add(world.libvirtd_pid())
+    assert wait_until(lambda: cam2_device() == '03c3:2600', 15), world.camvirtd.describe()
 
 
 @pytest.mark.qemu
