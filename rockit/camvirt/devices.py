@@ -141,10 +141,15 @@ class DevicePresence:
         return True
 
     def refresh_quietly(self, conn=None, max_age=0.0):
+        """refresh() that never raises: it runs on the connection thread and before commands, where
+        nothing may stop them. Returns whether the view is now current."""
         try:
             return self.refresh(conn, max_age)
         except libvirt.libvirtError:
             return False  # the connection went: the next connection reads everything again
+        except Exception as e:  # pylint: disable=broad-except
+            self._log.error('cannot read the passthrough devices: {!r}'.format(e))
+            return False
 
     def update(self, hostdevs, nodes, unlisted=None):
         """Takes a new reading ({domain: [Hostdev]}, [NodeDevice]); logs an error for each device
