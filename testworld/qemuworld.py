@@ -229,4 +229,4 @@ def venv_python():
 
 def repository():
     """The folder holding the rockit package we run from, for the guest's PYTHONPATH."""
-    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # testworld/.. (was one level too far)
