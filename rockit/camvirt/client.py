@@ -230,7 +230,7 @@ def config_summary(config):
 
 
 def add_config_devices(summary, config):
-    """[issue 17] Each domain's passthrough devices, from libvirt (read-only) or else camvirtd."""
+    """[issue 17] Each domain's passthrough devices: from camvirtd, else libvirt read-only (devicequery)."""
     devices, source = config_devices(config.libvirt_uri, list(config.domains),
                                      lambda: call_daemon(config, 'report_status', CONFIG_DEVICES_TIMEOUT))
     summary['devices'], summary['devices_source'] = devices, source
