@@ -30,7 +30,10 @@ class World:
     def __init__(self, conn, domains=2, cameras_per_domain=1, behaviours=None, boot_delay=0.05,
                  control_machines=('LocalHost',), initialize_timeout=5, shutdown_timeout=3,
                  camera_timeout=0.5, create_domains=True, shutdown_repeat_interval=1,
-                 libvirt_uri=TEST_URI, extra_config=None):
+                 libvirt_uri=TEST_URI, extra_config=None, driver_xml=None):
+        """driver_xml: [issue 17] a function (domain names, cameras) -> path of a test driver XML that
+        defines those domains and the host's devices; camvirtd's connection to it is then the only
+        one that sees that world, so the simulated guests follow that connection."""
         behaviours = behaviours or {}
         self.conn = conn
         tag = uuid.uuid4().hex[:8]
@@ -56,10 +59,13 @@ class World:
         }
         self.data.update(extra_config or {})
         self.config = parse_config(self.data, '<test config>', self.registry)
-        if create_domains:
+        self._own_world = driver_xml is not None
+        if self._own_world:
+            libvirt_uri = 'test://' + driver_xml(self.domain_names, domains_config)
+            self.data['libvirt_uri'] = libvirt_uri
+        elif create_domains:
             for name in self.domain_names:
                 define_test_domain(conn, name)
-        self.simulator = CameraVMSimulator(conn, sim_cameras, boot_delay)
         self.log = ListLog()
         self.hypervisor = Hypervisor(libvirt_uri, self.config.domains, self.log)
         self.probe = CameraProbe(self.config.camera_timeout)
@@ -68,10 +74,13 @@ class World:
         self.pyro = Pyro4.Daemon(host=address.host, port=address.port)
         self.uri = self.pyro.register(self.daemon_object, objectId=address.object_id)
         self.hypervisor.start()
+        if libvirt_uri == TEST_URI or self._own_world:
+            assert self.hypervisor.wait_connected(deadline(5))
+        if self._own_world:
+            self.conn = self.hypervisor.connection()
+        self.simulator = CameraVMSimulator(self.conn, sim_cameras, boot_delay, per_domain=self._own_world)
         self._thread = threading.Thread(target=self.pyro.requestLoop, daemon=True)
         self._thread.start()
-        if libvirt_uri == TEST_URI:
-            assert self.hypervisor.wait_connected(deadline(5))
 
     def proxy(self, timeout=30):
         proxy = Pyro4.Proxy(self.uri)
@@ -110,6 +119,8 @@ class World:
         self.hypervisor.stop()
         self.daemon_object.close()
         self.probe.close()
+        if self._own_world:
+            return  # its world went with camvirtd's connection
         for name in self.domain_names:
             remove_domain(self.conn, name)
 

@@ -83,7 +83,7 @@ def test_fleet_status_queries_every_config(make_world, tmp_path):
     env['CAMVIRTD_CONFIG_PATH'] = ':'.join([env['CAMVIRTD_CONFIG_PATH'], str(down), str(broken)])
     rows = json.loads(camvirt(env, 'status', '--all', '--json').stdout)
     assert rows[0] == {'host': 'camvirtd', 'domain': world.domain_names[0], 'vm_state': 'running',
-                       'camera': 'c1a', 'camera_state': 'IDLE'}
+                       'camera': 'c1a', 'camera_state': 'IDLE', 'devices': ''}
     assert rows[1]['host'] == 'down' and rows[1]['domain'].startswith('not a camvirtd at 127.0.0.1:')
     assert rows[2]['host'] == 'broken' and rows[2]['domain'].startswith('bad config: ')
     table = camvirt(env, 'status', '--all').stdout.splitlines()
@@ -172,3 +172,40 @@ def test_status_table_colours_and_unreachable_libvirt():
     assert plain[0] == 'libvirt at qemu:///system is unreachable'
     coloured = format_status_table(status, color=True)
     assert '\033[91m' in coloured[0] and '\033[91mOFFLINE' in coloured[-1]
+
+
+# --- [issue 17] passthrough devices ---------------------------------------------------------------
+
+def test_init_waits_for_an_absent_device_and_names_it_in_the_failure_summary(make_world, tmp_path):
+    from devworld import USB_BY_IDS, USB_BY_IDS_ABSENT, device_driver
+    world = make_world(domains=2, initialize_timeout=2,
+                       driver_xml=device_driver(tmp_path, [[USB_BY_IDS_ABSENT], [USB_BY_IDS]]))
+    env = world.client_env(tmp_path)
+    absent, present = world.domain_names
+    result = camvirt(env, 'init')
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert any(line.endswith('{}: VM shut off; waiting for USB device 03c3:2601; camera c1a OFFLINE'.format(
+        absent)) for line in lines), lines
+    summary = lines[lines.index('command failed') + 1:]
+    assert summary == ['  camera c1a (domain {}): USB device 03c3:2601 is not on this host: is the camera '
+                       'powered and plugged in?'.format(absent)]
+    table = camvirt(env, 'status').stdout.splitlines()
+    assert 'domain {}: USB device 03c3:2601 ABSENT'.format(absent) in table
+    assert 'domain {}: USB device 03c3:2600 (ZWO ASI2600MM Pro) present'.format(present) in table
+    rows = json.loads(camvirt(env, 'status', '--all', '--json').stdout)
+    assert [row['devices'] for row in rows] == ['absent: USB 03c3:2601', '1 present']
+    assert camvirt(env, 'status', '--all').stdout.splitlines()[0].split()[-1] == 'DEVICES'
+
+
+def test_status_table_marks_absent_required_devices_red():
+    status = {'libvirt_connected': True, 'libvirt_uri': 'x', 'command': None, 'last_command': None,
+              'domains': [{'name': 'cam1', 'state': 'shut off', 'since': 'T',
+                           'cameras': [{'id': 'cam1', 'label': 'OFFLINE'}],
+                           'devices': [{'kind': 'usb', 'id': '03c3:2600', 'name': None, 'present': False,
+                                        'optional': False, 'understood': True, 'waiting': False},
+                                       {'kind': 'usb', 'id': '03c3:1600', 'name': 'guider', 'present': False,
+                                        'optional': True, 'understood': True, 'waiting': False}]}]}
+    coloured = format_status_table(status, color=True)
+    assert '\033[91mdomain cam1: USB device 03c3:2600 ABSENT\033[0m' in coloured
+    assert 'domain cam1: USB device 03c3:1600 (guider) ABSENT (optional)' in coloured

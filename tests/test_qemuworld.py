@@ -55,3 +55,9 @@ def test_a_folder_the_kernel_command_line_would_split_is_refused():
     assert path_problems('/tmp/my sandbox') == [
         '/tmp/my sandbox: the sandbox folder must have no whitespace in its path for --qemu (the guest gets it '
         'as a kernel argument)']
+
+
+def test_the_guests_python_path_is_the_repository_holding_testworld():
+    import os  # [issue 17]
+    from testworld.qemuworld import repository
+    assert os.path.isfile(os.path.join(repository(), 'testworld', 'simcamd.py'))

@@ -85,7 +85,7 @@ class QemuGuests:
     """The sandbox's domains as real QEMU guests: defined on its libvirtd, told apart by their kernel
     arguments (which cameras, how each camd behaves, whether the power button works)."""
 
-    def __init__(self, cameras, ignores_power_button, image, log):
+    def __init__(self, cameras, ignores_power_button, image, log, hostdevs=None):
         """cameras: {domain: [(DaemonAddress, camera id, behaviour)]}; ignores_power_button: domain
         names; image: (kernel, initramfs); log(line) prints what the guests do."""
         self._cameras = cameras
@@ -93,6 +93,7 @@ class QemuGuests:
         self._ignores_power_button = set(ignores_power_button)
         self._kernel, self._initrd = image
         self._log = log
+        self._hostdevs = hostdevs or {}  # {domain: <hostdev> XML}
 
     def libvirtd(self, folder):
         return QemuLibvirtd(folder)
@@ -103,7 +104,8 @@ class QemuGuests:
         os.makedirs(os.path.join(folder, CONSOLES), exist_ok=True)
         for name, cameras in self._cameras.items():
             conn.defineXML(guest_xml(name, cameras, self._kernel, self._initrd, folder,
-                                     ignores_power_button=name in self._ignores_power_button))
+                                     ignores_power_button=name in self._ignores_power_button,
+                                     hostdevs=self._hostdevs.get(name, '')))
         return GuestLog(conn, set(self._cameras), self._log)
 
     def power_off_all(self, uri):
@@ -174,10 +176,11 @@ def port_forwards(cameras):
                     for index, (address, _, _) in enumerate(cameras))
 
 
-def guest_xml(name, cameras, kernel, initrd, folder, ignores_power_button=False):
+def guest_xml(name, cameras, kernel, initrd, folder, ignores_power_button=False, hostdevs=''):
     """Domain XML of a camera guest serving `cameras` ([(DaemonAddress, camera id, behaviour)]) at
     their registry addresses through QEMU's user-mode network. Its UUID follows from the sandbox's
-    folder and the name: libvirt takes a second definition of a domain only with the same UUID."""
+    folder and the name: libvirt takes a second definition of a domain only with the same UUID.
+    hostdevs: passthrough <hostdev> XML; USB ones get a USB controller (guests have none otherwise)."""
     e = xml.sax.saxutils.escape
     return '''<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
   <name>{name}</name>
@@ -196,7 +199,7 @@ def guest_xml(name, cameras, kernel, initrd, folder, ignores_power_button=False)
   <on_crash>destroy</on_crash>
   <devices>
     <emulator>/usr/bin/qemu-system-x86_64</emulator>
-    <controller type='usb' model='none'/>
+    <controller type='usb' model='{usb}'/>{hostdevs}
     <serial type='file'><source path='{console}' append='off'/><target port='0'/></serial>
     <filesystem type='mount' accessmode='passthrough' multidevs='remap'>
       <source dir='/'/><target dir='hostroot'/><readonly/>
@@ -215,7 +218,8 @@ def guest_xml(name, cameras, kernel, initrd, folder, ignores_power_button=False)
 '''.format(name=e(name), uuid=uuid.uuid5(uuid.NAMESPACE_URL, 'camvirt-sandbox:' + folder + ':' + name),
            memory=GUEST_MEMORY_MIB, kernel=e(kernel), initrd=e(initrd),
            cmdline=e(kernel_arguments(cameras, ignores_power_button, folder)),
-           console=e(os.path.join(folder, CONSOLES, name + '.console')), forwards=e(port_forwards(cameras)))
+           console=e(os.path.join(folder, CONSOLES, name + '.console')), forwards=e(port_forwards(cameras)),
+           usb='qemu-xhci' if "type='usb'" in hostdevs else 'none', hostdevs=hostdevs)
 
 
 def venv_python():

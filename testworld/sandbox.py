@@ -13,6 +13,7 @@ libvirtd finds them again.
 
 import argparse
 import os
+import re
 import signal
 import sys
 import threading
@@ -90,8 +91,31 @@ def simulated_cameras(config, hung, absent):
             for name, cameras in config.domains.items()}
 
 
-def define_domains(conn, names):
-    """Defines each named domain that does not exist yet, copied from the test driver's 'test'."""
+def usb_hostdev_xml(ids):
+    """[issue 17] A USB passthrough <hostdev> by vendor and product id ('03c3:2600')."""
+    vendor, product = ids.split(':')
+    return ("<hostdev mode='subsystem' type='usb' managed='no'><source><vendor id='0x{}'/>"
+            "<product id='0x{}'/></source></hostdev>".format(vendor, product))
+
+
+def parse_usb_hostdevs(config, given):
+    """[issue 17] {domain: hostdev XML} for --usb-hostdev DOMAIN=VENDOR:PRODUCT options; SandboxError
+    for a malformed one or a domain the config does not have."""
+    hostdevs = {}
+    for option in given:
+        match = re.fullmatch(r'([^=]+)=([0-9a-fA-F]{4}:[0-9a-fA-F]{4})', option)
+        if not match:
+            raise SandboxError('--usb-hostdev {}: expected DOMAIN=VENDOR:PRODUCT (hex ids, as 03c3:2600)'.format(
+                option))
+        unknown_domains(config, [match.group(1)])
+        hostdevs[match.group(1)] = hostdevs.get(match.group(1), '') + usb_hostdev_xml(match.group(2).lower())
+    return hostdevs
+
+
+def define_domains(conn, names, hostdevs=None):
+    """Defines each named domain that does not exist yet, copied from the test driver's 'test', with
+    the hostdev XML that hostdevs ({domain: XML}) gives it."""
+    hostdevs = hostdevs or {}
     template = conn.lookupByName('test').XMLDesc()
     for name in names:
         try:
@@ -100,7 +124,8 @@ def define_domains(conn, names):
         except libvirt.libvirtError as e:
             if e.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
                 raise
-        conn.defineXML(renamed_domain_xml(template, name))
+        xml = renamed_domain_xml(template, name)
+        conn.defineXML(xml.replace('</devices>', hostdevs.get(name, '') + '</devices>', 1))
 
 
 def unknown_domains(config, names):
@@ -114,9 +139,10 @@ def unknown_domains(config, names):
 class SimulatedGuests:
     """The sandbox's domains on libvirtd's test driver, their guests played by CameraVMSimulator."""
 
-    def __init__(self, cameras, boot_delay, log):
+    def __init__(self, cameras, boot_delay, log, hostdevs=None):
         self._cameras = cameras
         self.domains = list(cameras)
+        self._hostdevs = hostdevs or {}
         self._boot_delay = boot_delay
         self._log = log
 
@@ -125,7 +151,7 @@ class SimulatedGuests:
 
     def bring_up(self, conn, _folder):
         """Defines the domains and plays the guests of those that run. Returns what to close()."""
-        define_domains(conn, list(self._cameras))
+        define_domains(conn, list(self._cameras), self._hostdevs)
         simulator = CameraVMSimulator(conn, self._cameras, self._boot_delay, log=self._log)
         # The shared test driver forgets its domains when its last client goes: this connection,
         # open until libvirtd stops, keeps them.
@@ -239,6 +265,9 @@ def parse_args(argv):
                         help='this camera\'s camd accepts connections and never answers (repeatable)')
     parser.add_argument('--absent', action='append', default=[], metavar='CAMERA_ID',
                         help='this camera\'s camd never comes up (repeatable)')
+    parser.add_argument('--usb-hostdev', action='append', default=[], metavar='DOMAIN=VENDOR:PRODUCT',
+                        help='give the domain a USB passthrough device by ids, e.g. cam1=03c3:2600; the '
+                             'sandbox has none to pass through, so it is absent (repeatable)')
     args = parser.parse_args(argv)
     if args.qemu and args.boot_delay is not None:
         parser.error('--boot-delay is for simulated guests: real ones take as long as they take')
@@ -252,12 +281,14 @@ def parse_args(argv):
 
 
 def prepare(args):
-    """(folder, cameras, whether we made the folder) for the sandbox, or exit 1 with the problems."""
+    """(folder, cameras, whether we made the folder) for the sandbox, or exit 1 with the problems.
+    Sets args.hostdevs ({domain: hostdev XML}) from --usb-hostdev."""
     config = load_or_exit(args.config)
     try:
         folder = sandbox_folder(config, args.dir, args.qemu)
         cameras = simulated_cameras(config, args.hung, args.absent)
         unknown_domains(config, args.ignores_power_button)
+        args.hostdevs = parse_usb_hostdevs(config, args.usb_hostdev)
     except SandboxError as e:
         fail(str(e))
     problems = folder_problems(folder) + (path_problems(folder) if args.qemu else [])
@@ -286,12 +317,12 @@ def fail(message):
 def guests_of_kind(args, cameras):
     """SimulatedGuests, or QemuGuests with the guest image built (once; cached) or exit 1."""
     if not args.qemu:
-        return SimulatedGuests(cameras, args.boot_delay, log=say)
+        return SimulatedGuests(cameras, args.boot_delay, log=say, hostdevs=args.hostdevs)
     try:
         image = build_guest_image()
     except GuestImageError as e:
         fail('camvirt-sandbox: cannot build the guest image: {}'.format(e))
-    return QemuGuests(cameras, args.ignores_power_button, image, log=say)
+    return QemuGuests(cameras, args.ignores_power_button, image, log=say, hostdevs=args.hostdevs)
 
 
 # The names config/test.json and config/test-qemu.json use (localhost_*), the test world's own: used

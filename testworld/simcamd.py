@@ -166,9 +166,11 @@ class CameraVMSimulator:
     up after boot_delay seconds; when it stops they go away. Works on any libvirt connection whose
     driver sends lifecycle events (the test driver in-process, or a libvirtd's)."""
 
-    def __init__(self, conn, cameras, boot_delay=2.0, log=None):
+    def __init__(self, conn, cameras, boot_delay=2.0, log=None, per_domain=False):
         """cameras: {domain name: [(DaemonAddress, camera id, behaviour)]}; log(line), when given, is
-        told what each guest does (the sandbox prints it)."""
+        told what each guest does (the sandbox prints it). per_domain: one event callback per domain,
+        on a connection that camvirtd follows too (libvirt tracks one unfiltered callback per
+        connection and event; a test driver world of its own has only that connection)."""
         import libvirt  # pylint: disable=import-outside-toplevel
         self._libvirt = libvirt
         self._log = log or (lambda _line: None)
@@ -179,8 +181,9 @@ class CameraVMSimulator:
         self._timers = {}    # domain -> Timer
         self._stopping = {}  # domain -> Thread stopping the camds of its last run
         self._cameras = cameras
-        self._callback_id = conn.domainEventRegisterAny(
-            None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None)
+        targets = [conn.lookupByName(name) for name in cameras] if per_domain else [None]
+        self._callback_ids = [conn.domainEventRegisterAny(
+            dom, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None) for dom in targets]
 
     def sync(self):
         """Brings camds up for domains already running, as if they had just booted."""
@@ -264,10 +267,11 @@ class CameraVMSimulator:
             return list(self._servers.get(name, []))
 
     def close(self):
-        try:
-            self._conn.domainEventDeregisterAny(self._callback_id)
-        except self._libvirt.libvirtError:
-            pass
+        for callback_id in self._callback_ids:
+            try:
+                self._conn.domainEventDeregisterAny(callback_id)
+            except self._libvirt.libvirtError:
+                pass
         for name in list(self._cameras):
             self._power_off(name)
 

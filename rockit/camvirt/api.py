@@ -8,6 +8,7 @@ over at once to the command path (commands.py) or the queries (status.py).
 import Pyro4
 
 from .commands import Commands
+from .devices import DevicePresence
 from .status import Status
 from .workers import Workers
 
@@ -26,8 +27,9 @@ class CamvirtAPI:
         self._config = config
         self._probe = probe
         self._workers = Workers()
-        self._commands = Commands(config, hypervisor, probe, log, self._workers, memory)
-        self._status = Status(config, hypervisor, probe, self._commands, self._workers)
+        self._devices = DevicePresence(hypervisor, config.domains, log)
+        self._commands = Commands(config, hypervisor, probe, log, self._workers, self._devices, memory)
+        self._status = Status(config, hypervisor, probe, self._commands, self._workers, self._devices)
         hypervisor.add_listener(self._forget_stale_connections)
 
     def close(self):

@@ -14,6 +14,8 @@ import Pyro4.errors
 
 from .config import ConfigError, load_config
 from .constants import CommandStatus
+from .devicequery import config_devices  # [issue 17]
+from .hostdevs import absent_summary, entry_text, waiting_text  # [issue 17]
 from .registry import RegistryError, load_registry
 
 CONFIG_DIR = '/etc/camvirtd'
@@ -21,6 +23,7 @@ CONFIG_ENV = 'CAMVIRTD_CONFIG_PATH'
 # initialize() and shutdown() block for up to their timeout; the proxy waits this much longer.
 COMMAND_TIMEOUT_MARGIN = 15
 STATUS_TIMEOUT = 10
+CONFIG_DEVICES_TIMEOUT = 3  # [issue 17] `camvirt config` asks camvirtd for devices, briefly
 EXIT_UNREACHABLE = 101
 # [issue 13] `status --all`: configs shown at most (an observatory has a handful), queried this many at once.
 MAX_FLEET = 64
@@ -85,10 +88,12 @@ def progress_lines(before, after):
     changes = []
     for domain in after['domains']:
         cameras = ', '.join('camera {} {}'.format(c['id'], c['label']) for c in domain['cameras'])
-        text = 'VM {}; {}'.format(domain['state'], cameras)
+        waiting = waiting_text(domain)  # [issue 17] 'waiting for USB device 03c3:2600'
+        text = '; '.join(filter(None, ['VM {}'.format(domain['state']), waiting, cameras]))
         previous = old.get(domain['name'])
-        if previous is None or (previous['state'], [c['label'] for c in previous['cameras']]) != \
-                (domain['state'], [c['label'] for c in domain['cameras']]):
+        if previous is None or (previous['state'], [c['label'] for c in previous['cameras']],
+                                waiting_text(previous)) != \
+                (domain['state'], [c['label'] for c in domain['cameras']], waiting):
             changes.append((domain['name'], text))
     return changes
 
@@ -190,6 +195,7 @@ def format_status_table(status, color):
             cells[1] = paint(cells[1], _VM_STATE_COLORS.get(row[1]), color)
             cells[4] = paint(cells[4], _CAMERA_STATE_COLORS.get(row[4], 'yellow'), color)
         lines.append('  '.join(cells).rstrip())
+    lines += device_status_lines(status, color)  # [issue 17]
     for domain in status['domains']:
         stop = domain.get('unexpected_stop')
         if stop:
@@ -200,6 +206,17 @@ def format_status_table(status, color):
         lines.append('last command: {} {} at {}'.format(
             last['name'], CommandStatus.message(last['status']), last['time']))
         lines += ['  ' + problem for problem in command_problems(last)]
+    return lines
+
+
+def device_status_lines(status, color):
+    """[issue 17] A line per passthrough device: 'domain cam1: USB device 03c3:2600 (ZWO) present'."""
+    lines = []
+    for domain in status['domains']:
+        for entry in domain.get('devices') or []:
+            absent = entry.get('understood') and not entry.get('present') and not entry.get('optional')
+            lines.append(paint('domain {}: {}'.format(domain['name'], entry_text(entry)),
+                               'red' if absent else None, color))
     return lines
 
 
@@ -243,8 +260,16 @@ def from_where(config, daemon_name):
     return '({} from {})'.format(daemon_name, config.registry.describe_daemon(daemon_name))
 
 
+def add_config_devices(summary, config):
+    """[issue 17] Each domain's passthrough devices: from camvirtd, else libvirt read-only (devicequery)."""
+    devices, source = config_devices(config.libvirt_uri, list(config.domains),
+                                     lambda: call_daemon(config, 'report_status', CONFIG_DEVICES_TIMEOUT))
+    summary['devices'], summary['devices_source'] = devices, source
+    return summary
+
+
 def show_config(config, as_json):
-    summary = config_summary(config)
+    summary = add_config_devices(config_summary(config), config)
     if as_json:
         print(json.dumps(summary, indent=2))
         return 0
@@ -264,7 +289,20 @@ def show_config(config, as_json):
                                                         from_where(config, camera.daemon_name)))
     for warning in config.registry.warnings:
         print('camvirt: warning: {}'.format(warning), file=sys.stderr)
+    print_config_devices(summary)
     return 0
+
+
+def print_config_devices(summary):
+    """[issue 17] 'domain cam1: USB device 03c3:2600 (ZWO ASI2600MM Pro) present'."""
+    print('devices from:     {}'.format(summary['devices_source']))
+    if summary['devices'] is None:
+        return
+    for name, entries in summary['devices'].items():
+        for entry in entries:
+            print('domain {}: {}'.format(name, entry_text(entry)))
+        if not entries:
+            print('domain {}: no passthrough devices'.format(name))
 
 
 def fleet_config_paths(environ=None, config_dir=CONFIG_DIR):
@@ -279,23 +317,26 @@ def fleet_config_paths(environ=None, config_dir=CONFIG_DIR):
 
 
 def fleet_rows(path):
-    """Status rows (host, domain, VM state, camera, camera state) for one config, or its problem."""
+    """Status rows (host, domain, VM state, camera, camera state, devices) for one config, or its
+    problem."""
     name = os.path.splitext(os.path.basename(path))[0][:64]
     try:
         config = load_config(path, load_registry())
     except (ConfigError, RegistryError) as e:
-        return [(name, 'bad config: ' + one_line(e), '', '', '')]
+        return [(name, 'bad config: ' + one_line(e), '', '', '', '')]
     try:
         status = call_daemon(config, 'report_status', STATUS_TIMEOUT)
     except Pyro4.errors.PyroError:  # unreachable, or something else answers there
-        return [(name, 'unreachable ({}:{})'.format(config.daemon.host, config.daemon.port), '', '', '')]
+        return [(name, 'unreachable ({}:{})'.format(config.daemon.host, config.daemon.port), '', '', '', '')]
     if not isinstance(status, dict) or 'domains' not in status:
-        return [(name, 'not a camvirtd at {}:{}'.format(config.daemon.host, config.daemon.port), '', '', '')]
+        return [(name, 'not a camvirtd at {}:{}'.format(config.daemon.host, config.daemon.port), '', '', '',
+                 '')]
     rows = []
     for domain in status['domains']:
         state = domain['state'] if status['libvirt_connected'] else 'libvirt unreachable'
         for camera in domain['cameras']:
-            rows.append((name, domain['name'], state, camera['id'], camera['label']))
+            rows.append((name, domain['name'], state, camera['id'], camera['label'],
+                         absent_summary(domain)))  # [issue 17] devices
     return rows
 
 
@@ -305,7 +346,7 @@ def guarded_fleet_rows(path):
         return fleet_rows(path)
     except Exception as e:  # pylint: disable=broad-except
         name = os.path.splitext(os.path.basename(path))[0][:64]
-        return [(name, 'cannot show: ' + (one_line(e) or type(e).__name__), '', '', '')]
+        return [(name, 'cannot show: ' + (one_line(e) or type(e).__name__), '', '', '', '')]
 
 
 def one_line(error):
@@ -327,11 +368,13 @@ def show_fleet(as_json):
     with concurrent.futures.ThreadPoolExecutor(max_workers=min(len(paths), FLEET_WORKERS)) as pool:
         rows = [row for rows in pool.map(guarded_fleet_rows, paths) for row in rows]
     if as_json:
-        keys = ('host', 'domain', 'vm_state', 'camera', 'camera_state')
+        keys = ('host', 'domain', 'vm_state', 'camera', 'camera_state', 'devices')
         print(json.dumps([dict(zip(keys, row)) for row in rows], indent=2))
         return fleet_exit_status(rows)
-    table = [('HOST', 'DOMAIN', 'VM STATE', 'CAMERA', 'CAMERA STATE')] + rows
-    widths = [max(len(row[i]) for row in table) for i in range(5)]
+    table = [('HOST', 'DOMAIN', 'VM STATE', 'CAMERA', 'CAMERA STATE', 'DEVICES')] + rows
+    columns = 6 if any(row[5] for row in rows) else 5  # [issue 17] no passthrough devices: no column
+    table = [row[:columns] for row in table]
+    widths = [max(len(row[i]) for row in table) for i in range(columns)]
     for row in table:
         print('  '.join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
     return fleet_exit_status(rows)

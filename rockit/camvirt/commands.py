@@ -20,14 +20,15 @@ def utc_iso(timestamp):
 class Commands:
     """initialize() and shutdown() as the rockit network calls them, and crash restarts."""
 
-    def __init__(self, config, hypervisor, probe, log, workers, memory=None):
+    def __init__(self, config, hypervisor, probe, log, workers, devices, memory=None):
         self._config = config
         self._hypervisor = hypervisor
         self._log = log
         self._workers = workers
         self.admission = Admission(config)
         self.crashes = CrashWatch(config.restart_crashed_per_hour)
-        self._steps = Steps(config, hypervisor, probe, workers)
+        self._devices = devices
+        self._steps = Steps(config, hypervisor, probe, workers, devices, log)
         # What must outlive camvirtd (statefile.DaemonMemory): restored before the first state libvirt
         # reports, so that a domain found off that should run is an unexpected stop; written at each change.
         self._memory = memory or NoMemory()
@@ -43,8 +44,9 @@ class Commands:
             return self._refused(refusal)
         with self._running(command) as outcome:
             deadline = time.monotonic() + self._config.initialize_timeout
-            outcome.problems += self._steps.start_domains(command.domains, deadline)
-            outcome.problems += self._steps.wait_for_cameras(command.domains, deadline)
+            problems, started = self._steps.start_domains(command.domains, deadline)
+            outcome.problems += problems
+            outcome.problems += self._steps.wait_for_cameras(started, deadline)
             if not outcome.problems:
                 self.crashes.expect_running(command.domains)
         return outcome.status
@@ -75,6 +77,7 @@ class Commands:
         outcome = Outcome()
         self._memory.command_started(command.name, command.domains, describe_caller(command.caller))
         self._log.info('{} requested by {}'.format(command.describe(), describe_caller(command.caller)))
+        self._devices.refresh_quietly()  # never act on a stale view of the host's passthrough devices
         try:
             yield outcome
         except Exception as e:  # pylint: disable=broad-except

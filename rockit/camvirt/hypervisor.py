@@ -156,6 +156,7 @@ class Hypervisor:
     def __init__(self, uri, domain_names, log):
         self.uri = uri
         self._listeners = []
+        self._connection_listeners = []  # [issue 17] e.g. devices.DevicePresence
         self._names = list(domain_names)
         self._log = log
         self._cond = threading.Condition()
@@ -221,6 +222,9 @@ class Hypervisor:
                 None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None)
             for name in self._names:
                 self._refresh(conn, name)
+            # Listeners read what they follow (passthrough devices) before commands may run.
+            for listener in self._connection_listeners:
+                listener.connected(conn)
         except BaseException:
             self._connecting = None
             _close_quietly(conn, callback_id)
@@ -244,6 +248,8 @@ class Hypervisor:
                 self._conn = None
             changes = [self._set_state(name, VMState.Unknown) for name in self._names]
             callback_id, self._callback_id = self._callback_id, None
+        for listener in self._connection_listeners:
+            listener.disconnected(conn)
         _close_quietly(conn, callback_id)
         self._report(changes)
 
@@ -285,6 +291,17 @@ class Hypervisor:
             return None
         self._states[name] = DomainStatus(state, time.time())
         return name, old, state
+
+    def add_connection_listener(self, listener):
+        """[issue 17] listener.connected(conn) is called on each new connection (on the connection
+        thread, before commands may use it; it must not raise) and listener.disconnected(conn) when
+        that connection is let go."""
+        self._connection_listeners.append(listener)
+
+    def connection(self):
+        """[issue 17] The libvirt connection in use, or None while libvirt is unreachable."""
+        with self._cond:
+            return self._conn
 
     def add_listener(self, listener):
         """listener(name, old state, new state) is called after each state change, outside locks."""

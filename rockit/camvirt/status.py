@@ -10,12 +10,13 @@ def unknown_camera(camera_id, cameras):
 
 
 class Status:
-    def __init__(self, config, hypervisor, probe, commands, workers):
+    def __init__(self, config, hypervisor, probe, commands, workers, devices):
         self._config = config
         self._hypervisor = hypervisor
         self._probe = probe
         self._commands = commands
         self._workers = workers
+        self._devices = devices
 
     def camera(self, camera_id):
         """camd's report_status() with 'vm_active': True, or the offline reply: when its VM is off, a
@@ -64,6 +65,7 @@ class Status:
             'unexpected_stop': {'state': stop['state'], 'time': utc_iso(stop['time']),
                                 'reason': stop.get('reason', STOPPED)} if stop else None,
             'cameras': [camera_entry(c, camera_statuses[c.id]) for c in self._config.domains[name]],
+            'devices': self._devices.entries(name),  # passthrough devices and whether each is on the host
         }
 
 

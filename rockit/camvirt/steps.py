@@ -8,10 +8,13 @@ import libvirt
 
 from .cameras import wait_until_answering
 from .constants import VMState
+from .devices import DevicesAbsent, start_when_present
 from .hypervisor import HypervisorUnavailable
 
 # How long libvirt may take to power off the domains a forced shutdown destroys.
 FORCED_POWER_OFF_TIMEOUT = 10
+# A domain whose devices came at the last moment may take this long past the deadline to start.
+DEVICE_START_MARGIN = 2
 
 
 def describe_error(error):
@@ -21,11 +24,13 @@ def describe_error(error):
 class Steps:
     """The steps, on one hypervisor and camera probe, running their parallel work on `workers`."""
 
-    def __init__(self, config, hypervisor, probe, workers):
+    def __init__(self, config, hypervisor, probe, workers, devices, log):
         self._config = config
         self._hypervisor = hypervisor
         self._probe = probe
         self._workers = workers
+        self._devices = devices
+        self._log = log
 
     def _unreachable(self):
         return ['libvirt at {} is unreachable'.format(self._hypervisor.uri)]
@@ -33,23 +38,33 @@ class Steps:
     # --- initialize ------------------------------------------------------------------------------
 
     def start_domains(self, names, deadline):
-        """Starts (or resumes) every domain of `names` that is not running, all at once."""
+        """Starts (or resumes) every domain of `names` that is not running, all at once, each as soon as
+        its passthrough devices are on the host. Returns (problems, the domains now started)."""
         if not self._hypervisor.connected:
-            return self._unreachable()
+            return self._unreachable(), []
         states = self._hypervisor.states()
         missing = [name for name in names if states[name].state == VMState.Missing]
         problems = ['domain {} does not exist in libvirt'.format(name) for name in missing]
         # Every domain that exists: start_domain() acts on libvirt's state of the moment (starts,
         # resumes or leaves alone); ours may be an event behind, as for a domain paused just now.
         existing = [name for name in names if name not in missing]
-        results = self._workers.run_parallel(self._hypervisor.start_domain, existing,
-                                             deadline - time.monotonic())
+        results = self._workers.run_parallel(lambda name: self._start_when_devices_present(name, deadline),
+                                             existing, deadline - time.monotonic() + DEVICE_START_MARGIN)
+        started = []
         for name, result in zip(existing, results):
-            if isinstance(result, TimeoutError):
+            if isinstance(result, DevicesAbsent):
+                problems += result.problems
+            elif isinstance(result, TimeoutError):
                 problems.append('libvirt did not start domain {} in time'.format(name))
             elif isinstance(result, Exception):
                 problems.append('cannot start domain {}: {}'.format(name, describe_error(result)))
-        return problems
+            else:
+                started.append(name)
+        return problems, started
+
+    def _start_when_devices_present(self, name, deadline):
+        camera_ids = [camera.id for camera in self._config.domains[name]]
+        start_when_present(self._devices, name, camera_ids, deadline, self._hypervisor.start_domain, self._log)
 
     def wait_for_cameras(self, names, deadline):
         """Waits until every camd in the domains `names` answers."""
