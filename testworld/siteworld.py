@@ -1,0 +1,447 @@
+"""camvirt-site: a whole observatory site on one machine, in network namespaces of its own.
+
+A TCS host, two DAS hosts and a dashboard host on a site network; each DAS host with a private
+libvirtd (privatelibvirtd.py, run in the DAS namespace), its simulated camera VMs (each VM's camd a
+process in a namespace of its own on the DAS host's camera bridge, up while its domain runs) and
+camvirtd, bound to its registry address. The folder gets the site registry, the camvirtd configs and
+site.json (what the callers in sitecallers.py read). See README.md, "A whole site on one machine".
+
+Everything the world makes is named after a prefix unique to it, written to the folder first: when
+the world stops or fails it removes all of it, and a world killed outright is cleaned up by the next
+start on the same folder (or by `camvirt-site --clean DIR`).
+"""
+
+import argparse
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import libvirt
+
+from rockit.camvirt.config import ConfigError, load_config
+from rockit.camvirt.hypervisor import start_event_loop
+from rockit.camvirt.registry import REGISTRY_ENV, RegistryError, load_registry
+from rockit.camvirt.service import StopRequest
+
+from . import siteplan
+from .privatelibvirtd import PrivateLibvirtd, folder_problems
+from .sandbox import Sandbox, SimulatedGuests, define_domains, say, simulated_cameras
+from .simcamd import ABSENT, HUNG, CameraVMSimulator
+from .sitenet import NetError, SiteNetwork, remove_namespaces
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CAMVIRTD = os.path.join(REPO, 'camvirtd')
+STATE_FILE = '.camvirt-site'
+START_TIMEOUT = 60
+PROCESS_STOP_TIMEOUT = 10
+DEFAULT_BOOT_DELAY = 2.0
+
+
+class SiteError(Exception):
+    """The world cannot start; one line."""
+
+
+# --- processes in namespaces --------------------------------------------------------------------------
+
+class NsProcess:
+    """A process run in a network namespace (`ip netns exec`), its output passed on to ours, one line
+    at a time, after `label`."""
+
+    def __init__(self, label, ns, command, env=None, pdeathsig=False):
+        self.label = label
+        full = ['ip', 'netns', 'exec', ns] + list(command)
+        if pdeathsig:  # only from a thread that lives as long as the world: the signal follows the thread
+            full = ['setpriv', '--pdeathsig', 'TERM'] + full
+        self.popen = subprocess.Popen(full, env=env, cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, start_new_session=True)
+        threading.Thread(target=self._pass_output, name='output-' + label, daemon=True).start()
+
+    def _pass_output(self):
+        for raw in self.popen.stdout:
+            say('{}: {}'.format(self.label, raw.decode(errors='replace').rstrip()))
+
+    def stop(self):
+        """SIGTERM, then SIGKILL after PROCESS_STOP_TIMEOUT; returns its exit status."""
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(PROCESS_STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+        return self.popen.wait()
+
+
+class CamdProcess:
+    """A simulated camera VM's camd, in the VM's namespace (see sitecamvm.py); what the
+    CameraVMSimulator starts when the domain boots and stops when it powers off."""
+
+    def __init__(self, ns, address, camera_id, hangs, delay):
+        self.address = address
+        command = [sys.executable, '-m', 'testworld.sitecamvm', '--host', address.host, '--port',
+                   str(address.port), '--object-id', address.object_id, '--camera-id', camera_id,
+                   '--delay', str(delay)] + (['--hangs'] if hangs else [])
+        self._process = NsProcess(camera_id + ' camd', ns, command)
+
+    def stop(self):
+        self._process.stop()
+
+
+class SiteCameraVMSimulator(CameraVMSimulator):
+    """CameraVMSimulator whose camds are processes in their VMs' namespaces."""
+
+    def __init__(self, conn, cameras, boot_delay, log, namespaces, delay):
+        self._namespaces = namespaces  # camera id -> namespace
+        self._delay = delay
+        super().__init__(conn, cameras, boot_delay, log=log)
+
+    def _start_camd(self, name, address, camera_id, behaviour):
+        if behaviour == ABSENT:
+            return super()._start_camd(name, address, camera_id, behaviour)
+        self._log('{}: booted; camd of camera {} starts at {}'.format(name, camera_id, address.uri))
+        return CamdProcess(self._namespaces[camera_id], address, camera_id, behaviour == HUNG, self._delay)
+
+
+class NamespacedLibvirtd(PrivateLibvirtd):
+    """The private libvirtd, run in a DAS host's namespace."""
+
+    def __init__(self, folder, ns):
+        super().__init__(folder)
+        self.ns = ns
+
+    def _spawn_command(self):
+        command, env = super()._spawn_command()
+        at = command.index('unshare')
+        return command[:at] + ['ip', 'netns', 'exec', self.ns] + command[at:], env
+
+
+class DasGuests(SimulatedGuests):
+    def __init__(self, das, cameras, boot_delay, namespaces, delay, ns):
+        super().__init__(cameras, boot_delay, log=lambda line: say('{} guests: {}'.format(das, line)))
+        self._namespaces = namespaces
+        self._delay = delay
+        self._ns = ns
+
+    def libvirtd(self, folder):
+        return NamespacedLibvirtd(folder, self._ns)
+
+    def bring_up(self, conn, _folder):
+        define_domains(conn, list(self._cameras))
+        simulator = SiteCameraVMSimulator(conn, self._cameras, self._boot_delay, self._log, self._namespaces,
+                                          self._delay)
+        simulator.sync()
+        return simulator
+
+
+class DasSandbox(Sandbox):
+    """A DAS host's libvirtd and camera VMs; `ready` is set once libvirtd first answers."""
+
+    def __init__(self, das, folder, guests, on_failure):
+        super().__init__(folder, guests, on_failure)
+        self.das = das
+        self.ready = threading.Event()
+
+    def _announce(self, first):
+        if first:
+            say('{}: libvirt {} (libvirtd pid {})'.format(self.das, self.libvirtd.uri, self.libvirtd.pid))
+            self.ready.set()
+        else:
+            say('{}: libvirtd restarted (pid {}); domains defined again'.format(self.das, self.libvirtd.pid))
+
+
+# --- leftovers ------------------------------------------------------------------------------------------
+
+def read_state(folder):
+    """(prefix, pid) of the world last started in `folder`, or None."""
+    try:
+        with open(os.path.join(folder, STATE_FILE)) as f:
+            prefix, pid = f.read().split()
+        return prefix, int(pid)
+    except (OSError, ValueError):
+        return None
+
+
+def world_files(folder):
+    names = [siteplan.SITE_FILE, siteplan.REGISTRY_FILE] + [os.path.basename(siteplan.config_path(folder, d))
+                                                            for d in siteplan.CAMERA_NETS]
+    return [os.path.join(folder, name) for name in names]
+
+
+def remove_files(folder):
+    for path in world_files(folder):
+        for candidate in (path, path + '.tmp'):
+            try:
+                os.unlink(candidate)
+            except FileNotFoundError:
+                pass
+    for das in siteplan.CAMERA_NETS:
+        PrivateLibvirtd(siteplan.libvirt_folder(folder, das)).remove_files()
+        try:
+            os.rmdir(siteplan.libvirt_folder(folder, das))
+        except OSError:
+            pass
+
+
+def running_world(folder):
+    """The pid of a site world still running in `folder`, or None."""
+    state = read_state(folder)
+    if state is None or state[1] == os.getpid():
+        return None
+    try:
+        with open('/proc/{}/cmdline'.format(state[1]), 'rb') as f:
+            command = f.read().decode(errors='replace')
+    except OSError:
+        return None
+    return state[1] if 'camvirt-site' in command or 'siteworld' in command else None
+
+
+def clean_leftovers(folder):
+    """Removes what a world killed in `folder` left: its namespaces (and the processes in them) and
+    its files. Returns the namespaces removed."""
+    state = read_state(folder)
+    removed = remove_namespaces(state[0]) if state else []
+    remove_files(folder)
+    try:
+        os.unlink(os.path.join(folder, STATE_FILE))
+    except FileNotFoundError:
+        pass
+    return removed
+
+
+# --- the world ------------------------------------------------------------------------------------------
+
+class SiteWorld:
+    """Starts the site in `folder` and removes all of it in stop(), whatever start() got to."""
+
+    def __init__(self, folder, options, on_failure):
+        self.folder = folder
+        self.options = options
+        self.prefix = 'cvs' + secrets.token_hex(3)
+        self._on_failure = on_failure
+        self.network = SiteNetwork(self.prefix, siteplan.SITE_HOSTS, siteplan.CAMERA_NETS)
+        self.sandboxes = []
+        self.camvirtds = {}
+        self._stopping = threading.Event()
+        self.error = None
+
+    def start(self):
+        """Brings the site up; SiteError or NetError when it cannot."""
+        with open(os.path.join(self.folder, STATE_FILE), 'w') as f:  # first: the next start finds our traces
+            f.write('{} {}\n'.format(self.prefix, os.getpid()))
+        self.network.build()
+        self._write_files()
+        for das in siteplan.CAMERA_NETS:
+            self.network_faults(das)
+        for das in siteplan.CAMERA_NETS:
+            self._start_das(das)
+        self._wait_for_libvirtds()
+        if self.options.camvirtd != 'none':
+            for das in siteplan.CAMERA_NETS:
+                self._start_camvirtd(das)
+            self._wait_for_camvirtds()
+
+    def network_faults(self, das):
+        for cam in siteplan.CAMERA_NETS[das][1]:
+            self.network.add_loss(cam, self.options.camera_loss)
+
+    def _write_files(self):
+        self.site = siteplan.site_description(self.folder, self.prefix)
+        siteplan.write_json(os.path.join(self.folder, siteplan.REGISTRY_FILE), siteplan.registry_data())
+        for das in siteplan.CAMERA_NETS:
+            siteplan.write_json(siteplan.config_path(self.folder, das), siteplan.config_data(
+                self.folder, das, self.options.camera_timeout, self.options.initialize_timeout))
+        siteplan.write_json(os.path.join(self.folder, siteplan.SITE_FILE), self.site)
+        os.environ[REGISTRY_ENV] = self.site['registry']
+
+    def _start_das(self, das):
+        try:
+            config = load_config(siteplan.config_path(self.folder, das), load_registry())
+        except (ConfigError, RegistryError) as e:
+            raise SiteError(str(e).replace('\n', '; ')) from None
+        cameras = simulated_cameras(config, self.options.hung, self.options.absent_in(config))
+        namespaces = {cam: self.site['cameras'][cam]['ns'] for cam in siteplan.CAMERA_NETS[das][1]}
+        guests = DasGuests(das, cameras, self.options.boot_delay, namespaces, self.options.camera_delay,
+                           self.network.ns(das))
+        folder = siteplan.libvirt_folder(self.folder, das)
+        os.makedirs(folder, exist_ok=True)
+        sandbox = DasSandbox(das, folder, guests, on_failure=self._on_failure)
+        self.sandboxes.append(sandbox)
+        sandbox.start()
+
+    def _wait_for_libvirtds(self):
+        deadline = time.monotonic() + START_TIMEOUT
+        for sandbox in self.sandboxes:
+            while not sandbox.ready.wait(0.1):
+                if sandbox.error:
+                    raise SiteError('{}: {}'.format(sandbox.das, sandbox.error))
+                if time.monotonic() > deadline:
+                    raise SiteError('{}: libvirtd did not start within {} s'.format(sandbox.das, START_TIMEOUT))
+
+    def _start_camvirtd(self, das):
+        env = dict(os.environ, **{REGISTRY_ENV: self.site['registry']})
+        command = [self.options.camvirtd, siteplan.config_path(self.folder, das)]
+        process = NsProcess(das + ' camvirtd', self.network.ns(das), command, env=env, pdeathsig=True)
+        self.camvirtds[das] = process
+        threading.Thread(target=self._watch, args=(das, process), name='watch-' + das, daemon=True).start()
+
+    def _watch(self, das, process):
+        status = process.popen.wait()
+        if not self._stopping.is_set():
+            self.error = 'camvirt-site: camvirtd on {} exited with status {}'.format(das, status)
+            self._on_failure()
+
+    def _wait_for_camvirtds(self):
+        """Waits until each camvirtd answers from the TCS host with libvirt's view of every domain."""
+        command = [sys.executable, '-m', 'testworld.sitecallers', '--site',
+                   os.path.join(self.folder, siteplan.SITE_FILE), 'ready', '--timeout', str(START_TIMEOUT)]
+        result = subprocess.run(['ip', 'netns', 'exec', self.network.ns('tcs')] + command, cwd=REPO,
+                                stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                timeout=START_TIMEOUT + 10)
+        if result.returncode != 0:
+            raise SiteError(self.error or 'camvirtd did not get ready: {}'.format(
+                (result.stdout + result.stderr).strip().splitlines()[-1:] or 'no message'))
+
+    def stop(self):
+        """Removes everything: processes, libvirtds, namespaces (links and bridges go with them), files."""
+        self._stopping.set()
+        for process in self.camvirtds.values():
+            process.stop()
+        for sandbox in self.sandboxes:
+            sandbox.stop()
+        try:
+            remove_namespaces(self.prefix)
+        except NetError as e:
+            say('camvirt-site: {}'.format(e))
+        remove_files(self.folder)
+        try:
+            os.unlink(os.path.join(self.folder, STATE_FILE))
+        except FileNotFoundError:
+            pass
+
+
+def describe(site):
+    """The ready line and what to try, host by host."""
+    hosts = site['hosts']
+    env = 'env CAMVIRTD_REGISTRY={} CAMVIRTD_CONFIG_PATH={}'.format(
+        site['registry'], ':'.join(c['config'] for c in site['camvirtd'].values()))
+    lines = ['site ready: {} in {} ({})'.format(site['prefix'], site['folder'], ', '.join(
+        '{} {}'.format(role, host['address']) for role, host in hosts.items()))]
+    lines += ['  {:<9} ip netns exec {} bash'.format(role, host['ns']) for role, host in hosts.items()]
+    lines.append('  from TCS: ip netns exec {} {} ./camvirt status --all'.format(hosts['tcs']['ns'], env))
+    lines.append('  opsd:     ip netns exec {} .venv/bin/python -m testworld.sitecallers --site {}/site.json '
+                 'opsd initialize'.format(hosts['tcs']['ns'], site['folder']))
+    lines.append('  dashboard: ip netns exec {} .venv/bin/python -m testworld.sitecallers --site {}/site.json '
+                 'dashboard'.format(hosts['dashboard']['ns'], site['folder']))
+    return '\n'.join(lines)
+
+
+# --- command line ---------------------------------------------------------------------------------------
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(
+        prog='camvirt-site',
+        description='A test observatory site in network namespaces: TCS, two DAS hosts (libvirtd, simulated '
+                    'camera VMs, camvirtd) and a dashboard host, on 198.18.0.0/15. Runs until Ctrl-C or SIGTERM, '
+                    'then removes everything it made.')
+    parser.add_argument('--dir', required=True, help='folder for the registry, configs, site.json and libvirtd '
+                                                     'sockets (made if missing; emptied of our files at the end)')
+    parser.add_argument('--clean', action='store_true',
+                        help='only remove what a killed world left in --dir, then exit')
+    parser.add_argument('--boot-delay', type=float, default=DEFAULT_BOOT_DELAY, metavar='SECONDS',
+                        help='seconds from a domain starting to its camd starting (default %(default)s)')
+    parser.add_argument('--camera-delay-ms', type=float, default=0, metavar='MS',
+                        help='added latency each way between each DAS host and its camera VMs')
+    parser.add_argument('--camera-loss-percent', type=int, default=0, metavar='PERCENT',
+                        help='packets each camera VM drops at random, each way (nftables)')
+    parser.add_argument('--camera-timeout', type=float, default=1.0, metavar='SECONDS',
+                        help='camvirtd\'s camera_timeout (default %(default)s)')
+    parser.add_argument('--initialize-timeout', type=float, default=60, metavar='SECONDS',
+                        help='camvirtd\'s initialize_timeout (default %(default)s)')
+    parser.add_argument('--hung', action='append', default=[], metavar='CAMERA_ID',
+                        help='this camera\'s camd accepts connections and never answers (repeatable)')
+    parser.add_argument('--absent', action='append', default=[], metavar='CAMERA_ID',
+                        help='this camera\'s camd never comes up (repeatable)')
+    parser.add_argument('--camvirtd', default=CAMVIRTD, metavar='PATH',
+                        help='the camvirtd to run on each DAS host, or "none" to run them yourself '
+                             '(default: this clone\'s)')
+    args = parser.parse_args(argv)
+    if args.boot_delay < 0 or args.camera_delay_ms < 0 or not 0 <= args.camera_loss_percent <= 100:
+        parser.error('--boot-delay and --camera-delay-ms must not be negative; --camera-loss-percent is 0..100')
+    unknown = [c for c in args.hung + args.absent if c not in siteplan.CAMD_PORTS]
+    if unknown:
+        parser.error('no camera {} in the site (it has {})'.format(', '.join(unknown),
+                                                                    ', '.join(siteplan.CAMD_PORTS)))
+    args.camera_delay = args.camera_delay_ms / 1000.0
+    args.camera_loss = args.camera_loss_percent
+    args.absent_in = lambda config: [c for c in args.absent if c in config.cameras]
+    args.hung = list(args.hung)
+    args.dir = os.path.abspath(args.dir)
+    return args
+
+
+def fail(message):
+    print(message, file=sys.stderr)
+    return 1
+
+
+def prepare_folder(folder):
+    """Whether we made the folder; SiteError when it cannot hold a world."""
+    problems = folder_problems(siteplan.libvirt_folder(folder, 'das1'))
+    if problems:
+        raise SiteError(problems[0])
+    pid = running_world(folder)
+    if pid is not None:
+        raise SiteError('{}: a site world runs there already (pid {}); stop it or give another --dir'.format(
+            folder, pid))
+    made = not os.path.isdir(folder)
+    os.makedirs(folder, exist_ok=True)
+    removed = clean_leftovers(folder)
+    if removed:
+        say('camvirt-site: removed what a killed world left in {}: {}'.format(folder, ', '.join(removed)))
+    return made
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if os.geteuid() != 0:
+        return fail('camvirt-site: needs root (ip netns)')
+    try:
+        made = prepare_folder(args.dir)
+    except (SiteError, NetError, OSError) as e:
+        return fail('camvirt-site: {}'.format(e))
+    if args.clean:
+        if made:
+            os.rmdir(args.dir)
+        return 0
+    start_event_loop()  # before any libvirt connection opens, or its events go nowhere
+    stop = StopRequest()
+    world = SiteWorld(args.dir, args, on_failure=stop.set)
+    status = run_world(world, stop)
+    world.stop()
+    if made:
+        try:
+            os.rmdir(args.dir)
+        except OSError:
+            pass  # someone else put files there: theirs to remove
+    if status == 0:
+        say('site stopped')
+    return status
+
+
+def run_world(world, stop):
+    """Starts the world and waits for a stop request; the exit status."""
+    try:
+        world.start()
+    except (SiteError, NetError, OSError, libvirt.libvirtError) as e:
+        return fail('camvirt-site: {}'.format(world.error or e))
+    say(describe(world.site))
+    stop.wait()
+    if world.error:
+        return fail(world.error)
+    for sandbox in world.sandboxes:
+        if sandbox.error:
+            return fail(sandbox.error)
+    return 0
