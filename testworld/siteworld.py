@@ -155,13 +155,18 @@ class DasSandbox(Sandbox):
 # --- leftovers ------------------------------------------------------------------------------------------
 
 def read_state(folder):
-    """(prefix, pid) of the world last started in `folder`, or None."""
+    """(prefix, pid, whether it made the folder) of the world last started in `folder`, or None."""
     try:
         with open(os.path.join(folder, STATE_FILE)) as f:
-            prefix, pid = f.read().split()
-        return prefix, int(pid)
+            prefix, pid, made = f.read().split()
+        return prefix, int(pid), made == 'made'
     except (OSError, ValueError):
         return None
+
+
+def write_state(folder, prefix, made):
+    with open(os.path.join(folder, STATE_FILE), 'w') as f:
+        f.write('{} {} {}\n'.format(prefix, os.getpid(), 'made' if made else 'given'))
 
 
 def world_files(folder):
@@ -200,7 +205,7 @@ def running_world(folder):
 
 def clean_leftovers(folder):
     """Removes what a world killed in `folder` left: its namespaces (and the processes in them) and
-    its files. Returns the namespaces removed."""
+    its files. Returns (the namespaces removed, whether that world made the folder)."""
     state = read_state(folder)
     removed = remove_namespaces(state[0]) if state else []
     remove_files(folder)
@@ -208,7 +213,7 @@ def clean_leftovers(folder):
         os.unlink(os.path.join(folder, STATE_FILE))
     except FileNotFoundError:
         pass
-    return removed
+    return removed, bool(state and state[2])
 
 
 # --- the world ------------------------------------------------------------------------------------------
@@ -216,8 +221,9 @@ def clean_leftovers(folder):
 class SiteWorld:
     """Starts the site in `folder` and removes all of it in stop(), whatever start() got to."""
 
-    def __init__(self, folder, options, on_failure):
+    def __init__(self, folder, options, on_failure, made_folder=False):
         self.folder = folder
+        self.made_folder = made_folder
         self.options = options
         self.prefix = 'cvs' + secrets.token_hex(3)
         self._on_failure = on_failure
@@ -229,8 +235,8 @@ class SiteWorld:
 
     def start(self):
         """Brings the site up; SiteError or NetError when it cannot."""
-        with open(os.path.join(self.folder, STATE_FILE), 'w') as f:  # first: the next start finds our traces
-            f.write('{} {}\n'.format(self.prefix, os.getpid()))
+        write_state(self.folder, self.prefix, self.made_folder)  # first: the next start finds our traces
+        say('camvirt-site: world {} in {}'.format(self.prefix, self.folder))
         self.network.build()
         self._write_files()
         for das in siteplan.CAMERA_NETS:
@@ -275,8 +281,8 @@ class SiteWorld:
         deadline = time.monotonic() + START_TIMEOUT
         for sandbox in self.sandboxes:
             while not sandbox.ready.wait(0.1):
-                if sandbox.error:
-                    raise SiteError('{}: {}'.format(sandbox.das, sandbox.error))
+                if self.failure():
+                    raise SiteError(self.failure())
                 if time.monotonic() > deadline:
                     raise SiteError('{}: libvirtd did not start within {} s'.format(sandbox.das, START_TIMEOUT))
 
@@ -290,19 +296,31 @@ class SiteWorld:
     def _watch(self, das, process):
         status = process.popen.wait()
         if not self._stopping.is_set():
-            self.error = 'camvirt-site: camvirtd on {} exited with status {}'.format(das, status)
+            self.error = 'camvirtd on {} exited with status {}'.format(das, status)
             self._on_failure()
 
     def _wait_for_camvirtds(self):
-        """Waits until each camvirtd answers from the TCS host with libvirt's view of every domain."""
-        command = [sys.executable, '-m', 'testworld.sitecallers', '--site',
-                   os.path.join(self.folder, siteplan.SITE_FILE), 'ready', '--timeout', str(START_TIMEOUT)]
-        result = subprocess.run(['ip', 'netns', 'exec', self.network.ns('tcs')] + command, cwd=REPO,
-                                stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                                timeout=START_TIMEOUT + 10)
-        if result.returncode != 0:
-            raise SiteError(self.error or 'camvirtd did not get ready: {}'.format(
-                (result.stdout + result.stderr).strip().splitlines()[-1:] or 'no message'))
+        """Waits until each camvirtd answers from the TCS host with libvirt's view of every domain,
+        or one of them or a libvirtd fails."""
+        command = ['ip', 'netns', 'exec', self.network.ns('tcs'), sys.executable, '-m', 'testworld.sitecallers',
+                   '--site', os.path.join(self.folder, siteplan.SITE_FILE), 'ready', '--timeout', str(START_TIMEOUT)]
+        waiter = subprocess.Popen(command, cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE, text=True)
+        try:
+            while waiter.poll() is None and not self.failure():
+                time.sleep(0.1)
+        finally:
+            if waiter.poll() is None:
+                waiter.kill()
+            _, err = waiter.communicate()
+        if self.failure():
+            raise SiteError(self.failure())
+        if waiter.returncode != 0:
+            raise SiteError('camvirtd did not get ready: {}'.format(err.strip() or 'no message'))
+
+    def failure(self):
+        """Why the world failed, once it has (a camvirtd exited, a libvirtd could not start), else None."""
+        return self.error or next((s.error for s in self.sandboxes if s.error), None)
 
     def stop(self):
         """Removes everything: processes, libvirtds, namespaces (links and bridges go with them), files."""
@@ -398,10 +416,10 @@ def prepare_folder(folder):
             folder, pid))
     made = not os.path.isdir(folder)
     os.makedirs(folder, exist_ok=True)
-    removed = clean_leftovers(folder)
+    removed, made_before = clean_leftovers(folder)
     if removed:
         say('camvirt-site: removed what a killed world left in {}: {}'.format(folder, ', '.join(removed)))
-    return made
+    return made or made_before
 
 
 def main(argv=None):
@@ -418,7 +436,7 @@ def main(argv=None):
         return 0
     start_event_loop()  # before any libvirt connection opens, or its events go nowhere
     stop = StopRequest()
-    world = SiteWorld(args.dir, args, on_failure=stop.set)
+    world = SiteWorld(args.dir, args, on_failure=stop.set, made_folder=made)
     status = run_world(world, stop)
     world.stop()
     if made:
@@ -436,12 +454,9 @@ def run_world(world, stop):
     try:
         world.start()
     except (SiteError, NetError, OSError, libvirt.libvirtError) as e:
-        return fail('camvirt-site: {}'.format(world.error or e))
+        return fail('camvirt-site: {}'.format(e))
     say(describe(world.site))
     stop.wait()
-    if world.error:
-        return fail(world.error)
-    for sandbox in world.sandboxes:
-        if sandbox.error:
-            return fail(sandbox.error)
+    if world.failure():
+        return fail('camvirt-site: {}'.format(world.failure()))
     return 0
