@@ -12,6 +12,15 @@ SANDBOX_OPTIONS ?=
 RUN_NEEDS :=
 endif
 
+ifeq ($(SITE),1)
+# make run SITE=1: a whole site in network namespaces instead (testworld/camvirt-site: TCS, two DAS hosts
+# with their libvirtd, camera VMs and camvirtd, a dashboard host), until Ctrl-C; it prints the commands
+# to try from each host. SITE_OPTIONS: e.g. --camera-delay-ms 50 --camera-loss-percent 1 (see --help).
+SITE_DIR ?= /tmp/camvirt-site
+SITE_OPTIONS ?=
+run: deps
+	./testworld/camvirt-site --dir $(SITE_DIR) $(SITE_OPTIONS)
+else
 # The sandbox runs as a coprocess so that the recipe can read its ready line; `cat` then passes the
 # rest of its output on, ignoring Ctrl-C so that the sandbox's last lines still have a reader.
 run: export CAMVIRTD_REGISTRY ?= testworld/registry-local.json
@@ -26,6 +35,7 @@ run: deps $(RUN_NEEDS)
 	./camvirtd $(RUN_CONFIG) & daemon=$$!; \
 	wait -n $$sandbox $$daemon; status=$$?; \
 	kill -TERM $$sandbox $$daemon 2>/dev/null; wait; exit $$status
+endif
 
 # The real guests' kernel (Debian's, from apt) and busybox initramfs, cached in ~/.cache/camvirt-sandbox.
 # `apt-get download` needs package lists: fetched once when the first try finds none.
