@@ -58,6 +58,12 @@ class DelayingRelay:
         self._ready.set()
         async with server:
             await self._stopped.wait()
+        # The connections still open end with the relay.
+        relays = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in relays:
+            task.cancel()
+        await asyncio.gather(*relays, return_exceptions=True)
+        await asyncio.sleep(0)  # the transports' close callbacks
 
     async def _relay(self, client_reader, client_writer):
         try:
@@ -65,12 +71,16 @@ class DelayingRelay:
         except OSError:
             client_writer.close()
             return
-        await asyncio.gather(self._pump(client_reader, server_writer), self._pump(server_reader, client_writer),
-                             return_exceptions=True)
+        try:
+            await asyncio.gather(self._pump(client_reader, server_writer),
+                                 self._pump(server_reader, client_writer), return_exceptions=True)
+        finally:
+            server_writer.close()
+            client_writer.close()
 
     async def _pump(self, reader, writer):
-        """Passes what `reader` gives to `writer`, each chunk `delay` s after it came; closes `writer`
-        (after the delay) when `reader` ends."""
+        """Passes what `reader` gives to `writer`, each chunk `delay` s after it came; half-closes
+        `writer` (after the delay) when `reader` ends, as the sender did."""
         loop = asyncio.get_running_loop()
         queue = asyncio.Queue()
         delivery = asyncio.ensure_future(self._deliver(queue, writer))
@@ -96,10 +106,10 @@ class DelayingRelay:
                 if wait > 0:
                     await asyncio.sleep(wait)
                 if not data:
+                    if writer.can_write_eof():
+                        writer.write_eof()
                     return
                 writer.write(data)
                 await writer.drain()
         except OSError:
-            return
-        finally:
-            writer.close()
+            writer.close()  # the other end is gone: so is this direction

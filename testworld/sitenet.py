@@ -82,25 +82,25 @@ class SiteNetwork:
 
     @staticmethod
     def _bridge(ns, bridge, address):
-        run('ip', '-n', ns, 'link', 'add', bridge, 'type', 'bridge')
+        run('ip', '-n', ns, 'link', 'add', 'name', bridge, 'type', 'bridge')
         if address:
             run('ip', '-n', ns, 'addr', 'add', address + '/24', 'dev', bridge)
-        run('ip', '-n', ns, 'link', 'set', bridge, 'up')
+        run('ip', '-n', ns, 'link', 'set', 'dev', bridge, 'up')
 
     @staticmethod
     def _plug(bridge_ns, bridge, port, host_ns, interface, address):
         """A veth pair: `port` on the bridge, `interface` with `address` in host_ns."""
-        run('ip', '-n', bridge_ns, 'link', 'add', port, 'type', 'veth', 'peer', 'name', interface,
+        run('ip', '-n', bridge_ns, 'link', 'add', 'name', port, 'type', 'veth', 'peer', 'name', interface,
             'netns', host_ns)
-        run('ip', '-n', bridge_ns, 'link', 'set', port, 'master', bridge, 'up')
+        run('ip', '-n', bridge_ns, 'link', 'set', 'dev', port, 'master', bridge, 'up')
         run('ip', '-n', host_ns, 'addr', 'add', address + '/24', 'dev', interface)
-        run('ip', '-n', host_ns, 'link', 'set', interface, 'up')
+        run('ip', '-n', host_ns, 'link', 'set', 'dev', interface, 'up')
 
     # --- faults -----------------------------------------------------------------------------------
 
     def set_site_link(self, role, up):
         """Cuts (or restores) a host's link to the site network at the switch, as a pulled cable."""
-        run('ip', '-n', self.ns(SWITCH), 'link', 'set', role, 'up' if up else 'down')
+        run('ip', '-n', self.ns(SWITCH), 'link', 'set', 'dev', role, 'up' if up else 'down')
 
     def add_loss(self, camera_role, percent):
         """Drops `percent` % of the packets a camera VM sends and of those it receives, at random."""

@@ -124,7 +124,7 @@ class SiteRun:
 
     def set_link(self, das, up):
         """Cuts or restores a host's cable to the site switch."""
-        subprocess.run(['ip', '-n', self.site['prefix'] + '-switch', 'link', 'set', das, 'up' if up else 'down'],
+        subprocess.run(['ip', '-n', self.site['prefix'] + '-switch', 'link', 'set', 'dev', das, 'up' if up else 'down'],
                        check=True, timeout=10)
 
     def namespaces(self):
