@@ -437,8 +437,10 @@ def main(argv=None):
     start_event_loop()  # before any libvirt connection opens, or its events go nowhere
     stop = StopRequest()
     world = SiteWorld(args.dir, args, on_failure=stop.set, made_folder=made)
-    status = run_world(world, stop)
-    world.stop()
+    try:
+        status = run_world(world, stop)
+    finally:
+        world.stop()  # whatever happened: nothing of the world is left
     if made:
         try:
             os.rmdir(args.dir)
