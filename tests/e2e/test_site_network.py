@@ -37,9 +37,9 @@ def fleet_rows(rows, host):
 
 def test_a_das_host_cut_off_mid_initialize_fails_opsds_call_and_not_the_others(make_site):
     opsd_timeout = 12  # opsd's is 300 s: shorter here to stay quick
-    world = make_site().start(boot_delay=4)
+    world = make_site().start(boot_delay=5)
     opsd = world.start_opsd('initialize', opsd_timeout)
-    # initialize() is under way on DAS1 once libvirt there runs its domains: their camds boot 4 s later.
+    # initialize() is under way on DAS1 once libvirt there runs its domains: their camds boot 5 s later.
     assert wait_until(lambda: world.domstates('das1') == {'cam1': RUNNING, 'cam2': RUNNING}, 10)
     world.set_link('das1', up=False)
     assert das_status(world, 'das1')['command'] == 'initialize'
