@@ -6,16 +6,19 @@ import ipaddress
 import pytest
 
 from rockit.camvirt.config import parse_config
-from rockit.camvirt.registry import Registry, parse_registry_json
+from rockit.camvirt.registry import REGISTRY_ENV, load_registry
 from testworld import siteplan
 
 BENCHMARKING = ipaddress.ip_network('198.18.0.0/15')
 
 
-def site_registry():
-    registry = Registry()
-    registry.merge(*parse_registry_json(siteplan.registry_data(), 'registry.json'))
-    return registry
+@pytest.fixture
+def site_registry(tmp_path, monkeypatch):
+    """The registry as camvirtd loads it with the world's file as its operator layer."""
+    path = str(tmp_path / 'registry.json')
+    siteplan.write_json(path, siteplan.registry_data())
+    monkeypatch.setenv(REGISTRY_ENV, path)
+    return load_registry()
 
 
 def every_address():
@@ -30,11 +33,14 @@ def test_every_address_is_a_distinct_one_from_the_benchmarking_range():
 
 
 @pytest.mark.parametrize('das', ['das1', 'das2'])
-def test_each_das_config_loads_and_names_the_tcs_and_both_das_hosts_as_control_machines(das, tmp_path):
+def test_each_das_config_loads_and_names_the_tcs_and_both_das_hosts_as_control_machines(das, tmp_path,
+                                                                                      site_registry):
     folder = str(tmp_path)
-    config = parse_config(siteplan.config_data(folder, das, 1.0, 60), das + '.json', site_registry())
-    assert config.control_ips == {'198.18.0.10', '198.18.0.11', '198.18.0.12'}
-    assert '198.18.0.20' not in config.control_ips  # the dashboard
+    config = parse_config(siteplan.config_data(folder, das, 1.0, 60), das + '.json', site_registry)
+    # Compared as addresses: control_ips may hold strings or ipaddress objects.
+    control = {ipaddress.ip_address(str(ip)) for ip in config.control_ips}
+    assert control == {ipaddress.ip_address(a) for a in ('198.18.0.10', '198.18.0.11', '198.18.0.12')}
+    assert ipaddress.ip_address('198.18.0.20') not in control  # the dashboard
     assert (config.daemon.host, config.daemon.port) == (siteplan.SITE_HOSTS[das], siteplan.CAMVIRTD_PORTS[das])
     cameras = siteplan.CAMERA_NETS[das][1]
     assert {c.id: c.address.host for c in config.cameras.values()} == dict(cameras)
