@@ -61,21 +61,23 @@ def config_path(folder, das):
     return os.path.join(folder, das + '.json')
 
 
-def config_data(folder, das, camera_timeout, initialize_timeout):
-    """A DAS host's camvirtd config, as the site's (sting_das1 ...) with the world's libvirtd."""
+def config_data(folder, das, camera_timeout, initialize_timeout, qemu=False):
+    """A DAS host's camvirtd config, as the site's (sting_das1 ...) with the world's libvirtd (its
+    test driver, or with qemu its QEMU driver)."""
     from .privatelibvirtd import sandbox_uri  # pylint: disable=import-outside-toplevel
     return {
         'daemon': camvirtd_daemon(das), 'log_name': 'camvirtd@testsite_' + das,
         'control_machines': [MACHINES[host] for host in CONTROL_HOSTS],
         'initialize_timeout': initialize_timeout, 'shutdown_timeout': 30,
-        'libvirt_uri': sandbox_uri(libvirt_folder(folder, das)), 'log_daemon': 'testsite_log',
+        'libvirt_uri': sandbox_uri(libvirt_folder(folder, das), qemu=qemu), 'log_daemon': 'testsite_log',
         'camera_timeout': camera_timeout, 'shutdown_repeat_interval': 2,
         'domains': {cam: {cam: camd_daemon(cam)} for cam in CAMERA_NETS[das][1]},
     }
 
 
-def site_description(folder, prefix):
+def site_description(folder, prefix, qemu=False):
     """What callers and tests need to find their way: site.json."""
+    from .privatelibvirtd import sandbox_uri  # pylint: disable=import-outside-toplevel
     from .sitenet import ns_name  # pylint: disable=import-outside-toplevel
     registry = registry_data()
     hosts = {role: {'ns': ns_name(prefix, role), 'address': address, 'machine': MACHINES[role]}
@@ -85,7 +87,8 @@ def site_description(folder, prefix):
         daemon = registry['daemons'][camvirtd_daemon(das)]
         camvirtds[das] = {'uri': 'PYRO:{}@{}:{}'.format(daemon['object_id'], SITE_HOSTS[das], daemon['port']),
                           'config': config_path(folder, das), 'camera_address': das_address,
-                          'libvirt_folder': libvirt_folder(folder, das), 'cameras': list(das_cameras)}
+                          'libvirt_folder': libvirt_folder(folder, das), 'cameras': list(das_cameras),
+                          'libvirt_uri': sandbox_uri(libvirt_folder(folder, das), qemu=qemu)}
         for cam, address in das_cameras.items():
             cameras[cam] = {'ns': ns_name(prefix, cam), 'address': address, 'das': das,
                             'port': CAMD_PORTS[cam]}

@@ -27,7 +27,8 @@ from rockit.camvirt.hypervisor import start_event_loop
 from rockit.camvirt.registry import REGISTRY_ENV, RegistryError, load_registry
 from rockit.camvirt.service import StopRequest
 
-from . import siteplan
+from . import siteplan, siteqemu
+from .guestimage import GuestImageError, build_guest_image
 from .privatelibvirtd import PrivateLibvirtd, folder_problems
 from .sandbox import Sandbox, SimulatedGuests, define_domains, say, simulated_cameras
 from .simcamd import ABSENT, HUNG, CameraVMSimulator
@@ -37,6 +38,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CAMVIRTD = os.path.join(REPO, 'camvirtd')
 STATE_FILE = '.camvirt-site'
 START_TIMEOUT = 60
+QEMU_START_TIMEOUT = 150  # libvirtd's QEMU driver probes QEMU first, slowly on a busy machine
 PROCESS_STOP_TIMEOUT = 10
 DEFAULT_BOOT_DELAY = 2.0
 
@@ -183,7 +185,7 @@ def remove_files(folder):
             except FileNotFoundError:
                 pass
     for das in siteplan.CAMERA_NETS:
-        PrivateLibvirtd(siteplan.libvirt_folder(folder, das)).remove_files()
+        siteqemu.remove_files(siteplan.libvirt_folder(folder, das))  # the simulated kind's files and more
         try:
             os.rmdir(siteplan.libvirt_folder(folder, das))
         except OSError:
@@ -241,8 +243,9 @@ class SiteWorld:
         self._write_files()
         for das in siteplan.CAMERA_NETS:
             self.network_faults(das)
+        image = self._guest_image() if self.options.qemu else None
         for das in siteplan.CAMERA_NETS:
-            self._start_das(das)
+            self._start_das(das, image)
         self._wait_for_libvirtds()
         if self.options.camvirtd != 'none':
             for das in siteplan.CAMERA_NETS:
@@ -254,23 +257,34 @@ class SiteWorld:
             self.network.add_loss(cam, self.options.camera_loss)
 
     def _write_files(self):
-        self.site = siteplan.site_description(self.folder, self.prefix)
+        self.site = siteplan.site_description(self.folder, self.prefix, self.options.qemu)
         siteplan.write_json(os.path.join(self.folder, siteplan.REGISTRY_FILE), siteplan.registry_data())
         for das in siteplan.CAMERA_NETS:
             siteplan.write_json(siteplan.config_path(self.folder, das), siteplan.config_data(
-                self.folder, das, self.options.camera_timeout, self.options.initialize_timeout))
+                self.folder, das, self.options.camera_timeout, self.options.initialize_timeout, self.options.qemu))
         siteplan.write_json(os.path.join(self.folder, siteplan.SITE_FILE), self.site)
         os.environ[REGISTRY_ENV] = self.site['registry']
 
-    def _start_das(self, das):
+    @staticmethod
+    def _guest_image():
+        try:
+            return build_guest_image()
+        except GuestImageError as e:
+            raise SiteError('cannot build the guest image: {}'.format(e)) from None
+
+    def _start_das(self, das, image=None):
         try:
             config = load_config(siteplan.config_path(self.folder, das), load_registry())
         except (ConfigError, RegistryError) as e:
             raise SiteError(str(e).replace('\n', '; ')) from None
         cameras = simulated_cameras(config, self.options.hung, self.options.absent_in(config))
         namespaces = {cam: self.site['cameras'][cam]['ns'] for cam in siteplan.CAMERA_NETS[das][1]}
-        guests = DasGuests(das, cameras, self.options.boot_delay, namespaces, self.options.camera_delay,
-                           self.network.ns(das))
+        if image is not None:
+            guests = siteqemu.DasQemuGuests(cameras, image, namespaces, self.network.ns(das),
+                                            log=lambda line: say('{} guests: {}'.format(das, line)))
+        else:
+            guests = DasGuests(das, cameras, self.options.boot_delay, namespaces, self.options.camera_delay,
+                               self.network.ns(das))
         folder = siteplan.libvirt_folder(self.folder, das)
         os.makedirs(folder, exist_ok=True)
         sandbox = DasSandbox(das, folder, guests, on_failure=self._on_failure)
@@ -278,13 +292,14 @@ class SiteWorld:
         sandbox.start()
 
     def _wait_for_libvirtds(self):
-        deadline = time.monotonic() + START_TIMEOUT
+        timeout = QEMU_START_TIMEOUT if self.options.qemu else START_TIMEOUT
+        deadline = time.monotonic() + timeout
         for sandbox in self.sandboxes:
             while not sandbox.ready.wait(0.1):
                 if self.failure():
                     raise SiteError(self.failure())
                 if time.monotonic() > deadline:
-                    raise SiteError('{}: libvirtd did not start within {} s'.format(sandbox.das, START_TIMEOUT))
+                    raise SiteError('{}: libvirtd did not start within {} s'.format(sandbox.das, timeout))
 
     def _start_camvirtd(self, das):
         env = dict(os.environ, **{REGISTRY_ENV: self.site['registry']})
@@ -382,12 +397,17 @@ def parse_args(argv):
                         help='this camera\'s camd accepts connections and never answers (repeatable)')
     parser.add_argument('--absent', action='append', default=[], metavar='CAMERA_ID',
                         help='this camera\'s camd never comes up (repeatable)')
+    parser.add_argument('--qemu', action='store_true',
+                        help='real QEMU guests (each QEMU in its VM\'s namespace) instead of simulated ones; '
+                             'slow, about 200 MB each; not with --camera-delay-ms')
     parser.add_argument('--camvirtd', default=CAMVIRTD, metavar='PATH',
                         help='the camvirtd to run on each DAS host, or "none" to run them yourself '
                              '(default: this clone\'s)')
     args = parser.parse_args(argv)
     if args.boot_delay < 0 or args.camera_delay_ms < 0 or not 0 <= args.camera_loss_percent <= 100:
         parser.error('--boot-delay and --camera-delay-ms must not be negative; --camera-loss-percent is 0..100')
+    if args.qemu and args.camera_delay_ms:
+        parser.error('--camera-delay-ms needs simulated guests: the delaying relay sits in front of their camds')
     unknown = [c for c in args.hung + args.absent if c not in siteplan.CAMD_PORTS]
     if unknown:
         parser.error('no camera {} in the site (it has {})'.format(', '.join(unknown),
