@@ -47,6 +47,14 @@ class SiteError(Exception):
     """The world cannot start; one line."""
 
 
+class SiteStop(StopRequest):
+    """StopRequest that also says whether a stop was asked for: the world's start looks, so that a
+    Ctrl-C while a slow libvirtd starts ends it at once."""
+
+    def requested(self):
+        return self._requested.is_set()
+
+
 # --- processes in namespaces --------------------------------------------------------------------------
 
 class NsProcess:
@@ -223,8 +231,9 @@ def clean_leftovers(folder):
 class SiteWorld:
     """Starts the site in `folder` and removes all of it in stop(), whatever start() got to."""
 
-    def __init__(self, folder, options, on_failure, made_folder=False):
+    def __init__(self, folder, options, on_failure, made_folder=False, stop_requested=lambda: False):
         self.folder = folder
+        self._stop_requested = stop_requested
         self.made_folder = made_folder
         self.options = options
         self.prefix = 'cvs' + secrets.token_hex(3)
@@ -296,8 +305,7 @@ class SiteWorld:
         deadline = time.monotonic() + timeout
         for sandbox in self.sandboxes:
             while not sandbox.ready.wait(0.1):
-                if self.failure():
-                    raise SiteError(self.failure())
+                self._check_going()
                 if time.monotonic() > deadline:
                     raise SiteError('{}: libvirtd did not start within {} s'.format(sandbox.das, timeout))
 
@@ -322,16 +330,22 @@ class SiteWorld:
         waiter = subprocess.Popen(command, cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.PIPE, text=True)
         try:
-            while waiter.poll() is None and not self.failure():
+            while waiter.poll() is None and not self.failure() and not self._stop_requested():
                 time.sleep(0.1)
         finally:
             if waiter.poll() is None:
                 waiter.kill()
             _, err = waiter.communicate()
-        if self.failure():
-            raise SiteError(self.failure())
+        self._check_going()
         if waiter.returncode != 0:
             raise SiteError('camvirtd did not get ready: {}'.format(err.strip() or 'no message'))
+
+    def _check_going(self):
+        """SiteError once the world failed or was asked to stop while starting."""
+        if self.failure():
+            raise SiteError(self.failure())
+        if self._stop_requested():
+            raise SiteError('asked to stop while starting')
 
     def failure(self):
         """Why the world failed, once it has (a camvirtd exited, a libvirtd could not start), else None."""
@@ -455,8 +469,8 @@ def main(argv=None):
             os.rmdir(args.dir)
         return 0
     start_event_loop()  # before any libvirt connection opens, or its events go nowhere
-    stop = StopRequest()
-    world = SiteWorld(args.dir, args, on_failure=stop.set, made_folder=made)
+    stop = SiteStop()
+    world = SiteWorld(args.dir, args, on_failure=stop.set, made_folder=made, stop_requested=stop.requested)
     try:
         status = run_world(world, stop)
     finally:

@@ -107,6 +107,20 @@ def test_a_world_that_fails_to_start_leaves_nothing_behind(make_site):
     assert not os.path.exists(world.folder)
 
 
+def test_a_world_stopped_while_starting_leaves_nothing_behind(make_site, tmp_path):
+    # A camvirtd that never answers: the world waits for it until told to stop.
+    never_ready = tmp_path / 'camvirtd'
+    never_ready.write_text('#!/bin/sh\nexec sleep 60\n')
+    never_ready.chmod(0o755)
+    world = make_site().start('--camvirtd', str(never_ready), expect_ready=False)
+    assert world.process.out.wait_for(r'^das[12]: libvirt ', 60), world.process.describe()
+    world.process.signal(signal.SIGTERM)
+    assert world.process.wait(30) == 1, world.process.describe()
+    assert world.process.err.wait_for(r'^camvirt-site: asked to stop while starting$', 5)
+    assert world.prefix and netns_names(world.prefix) == []
+    assert not os.path.exists(world.folder)
+
+
 def test_a_killed_world_is_cleaned_up_by_the_next_start_on_its_folder(make_site):
     first = make_site().start()
     assert first.opsd_results('initialize') == {'das1': SUCCEEDED, 'das2': SUCCEEDED}
