@@ -2,12 +2,13 @@
 
 import json
 import os
+import socket
 import subprocess
 
 import pytest
 
 from conftest import REPO, free_port
-from rockit.camvirt.client import find_config_path, ClientError, format_status_table
+from rockit.camvirt.client import find_config_path, ClientError
 from testworld.simcamd import ABSENT
 
 CAMVIRT = os.path.join(REPO, 'camvirt')
@@ -68,7 +69,8 @@ def test_kill_force_and_restart(make_world, tmp_path):
     assert not world.domain(first).isActive()
     result = camvirt(env, 'restart', second)
     assert result.returncode == 0
-    assert result.stdout.splitlines().count('command completed successfully') == 2
+    outcomes = [line for line in result.stdout.splitlines() if 'command' in line]
+    assert outcomes == ['kill: command completed successfully', 'init: command completed successfully']
     assert world.domain(second).isActive() and not world.domain(first).isActive()
 
 
@@ -104,18 +106,43 @@ def test_unknown_domain(make_world, tmp_path):
     assert (result.returncode, result.stdout.strip()) == (3, 'unknown domain name')
 
 
-def test_unreachable_daemon(tmp_path):
+def unreachable_env(tmp_path, port):
+    """A client environment whose camvirtd (config c.json, so unit camvirtd@c) is at 127.0.0.1:port."""
     registry = tmp_path / 'registry.json'
-    registry.write_text(json.dumps({'daemons': {'here': {'object_id': 'x', 'host': 'LocalHost',
-                                                         'port': free_port()}}}))
+    registry.write_text(json.dumps({'daemons': {'here': {'object_id': 'x', 'host': 'LocalHost', 'port': port}}}))
     config = tmp_path / 'c.json'
     config.write_text(json.dumps({'daemon': 'here', 'log_name': 'x', 'control_machines': ['LocalHost'],
                                   'initialize_timeout': 1, 'shutdown_timeout': 1,
                                   'domains': {'d': {'c': 'here'}}}))
-    env = dict(os.environ, CAMVIRTD_REGISTRY=str(registry), CAMVIRTD_CONFIG_PATH=str(config))
+    return dict(os.environ, CAMVIRTD_REGISTRY=str(registry), CAMVIRTD_CONFIG_PATH=str(config))
+
+
+def test_unreachable_daemon(tmp_path):
+    port = free_port()
+    env = unreachable_env(tmp_path, port)
     for command in ('init', 'kill', 'status'):
         result = camvirt(env, command)
-        assert (result.returncode, result.stdout.strip()) == (101, 'unable to communicate with camvirt daemon')
+        assert (result.returncode, result.stdout) == (101, '')
+        lines = result.stderr.splitlines()
+        assert lines[0] == 'camvirt: cannot reach camvirtd at 127.0.0.1:{0} (PYRO:x@127.0.0.1:{0}): ' \
+            'connection refused: nothing listens on that port'.format(port)
+        assert lines[1] == '  check: is camvirtd@c running on 127.0.0.1? (systemctl status camvirtd@c; ' \
+            'journalctl -u camvirtd@c)'
+    result = camvirt(env, 'restart')
+    assert result.returncode == 101 and result.stderr.startswith('camvirt: kill: cannot reach camvirtd at ')
+    assert result.stdout == 'restart: init not run because kill did not succeed\n'
+
+
+def test_daemon_that_accepts_but_never_answers(tmp_path):
+    with socket.socket() as listener:  # the kernel completes the handshake; nobody reads
+        listener.bind(('127.0.0.1', 0))
+        listener.listen(8)
+        port = listener.getsockname()[1]
+        env = unreachable_env(tmp_path, port)
+        result = camvirt(env, 'status')
+    assert result.returncode == 101
+    assert 'camvirtd accepted the connection but did not answer within 10 s' in result.stderr
+    assert 'journalctl -u camvirtd@c' in result.stderr
 
 
 def test_config_prints_port_and_json(tmp_path):
@@ -154,21 +181,3 @@ def test_config_discovery(tmp_path):
     (tmp_path / 'b.json').write_text('{}')
     with pytest.raises(ClientError, match=r'several configs in .* \(a.json, b.json\)'):
         find_config_path({}, str(tmp_path))
-
-
-def test_status_table_shows_unexpected_stops():
-    status = {'libvirt_connected': True, 'libvirt_uri': 'x', 'command': None, 'last_command': None,
-              'domains': [{'name': 'cam1', 'state': 'crashed', 'since': 'T1',
-                           'unexpected_stop': {'state': 'crashed', 'time': 'T1'},
-                           'cameras': [{'id': 'cam1', 'label': 'OFFLINE'}]}]}
-    assert format_status_table(status, color=False)[-1] == 'domain cam1 stopped unexpectedly at T1 (crashed)'
-
-
-def test_status_table_colours_and_unreachable_libvirt():
-    status = {'libvirt_connected': False, 'libvirt_uri': 'qemu:///system', 'command': None, 'last_command': None,
-              'domains': [{'name': 'cam1', 'state': 'unknown', 'since': 'T',
-                           'cameras': [{'id': 'cam1', 'label': 'OFFLINE'}]}]}
-    plain = format_status_table(status, color=False)
-    assert plain[0] == 'libvirt at qemu:///system is unreachable'
-    coloured = format_status_table(status, color=True)
-    assert '\033[91m' in coloured[0] and '\033[91mOFFLINE' in coloured[-1]

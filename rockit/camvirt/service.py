@@ -12,6 +12,7 @@ import threading
 import Pyro4
 import Pyro4.errors
 
+from . import __version__
 from .cameras import CameraProbe
 from .config import ConfigError, load_config
 from .hypervisor import Hypervisor
@@ -89,6 +90,7 @@ def load_or_exit(config_path):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog='camvirtd', description='Camera VM management daemon')
     parser.add_argument('config', help='path to the JSON config, e.g. /etc/camvirtd/superwasp_das1.json')
+    parser.add_argument('--version', action='version', version='camvirtd {}'.format(__version__))
     args = parser.parse_args(argv)
     config = load_or_exit(args.config)
     configure_pyro()
