@@ -1,0 +1,63 @@
+"""A real terminal for tests: a private tmux server (its own socket in a temp folder) running one
+command in a pane of a fixed size, whose screen the test reads back."""
+
+import os
+import shutil
+import subprocess
+
+from conftest import wait_until
+
+TMUX = shutil.which('tmux')
+
+
+class TmuxTerminal:
+    def __init__(self, folder, command, env, width=160, height=40):
+        self._socket = os.path.join(str(folder), 'tmux.sock')
+        conf = os.path.join(str(folder), 'tmux.conf')
+        with open(conf, 'w') as f:
+            # The pane stays after the command ends, so that its last screen and exit status can be read.
+            f.write('set -g remain-on-exit on\nset -g history-limit 1000\n')
+        # The server starts from this call and so takes `env` as its environment, and the pane's.
+        self._tmux('-f', conf, 'new-session', '-d', '-s', 'test', '-x', str(width), '-y', str(height),
+                   ' '.join(_quote(arg) for arg in command), env=env)
+
+    def _tmux(self, *args, env=None):
+        return subprocess.run([TMUX, '-S', self._socket] + list(args), env=env, capture_output=True,
+                              text=True, check=True, timeout=20).stdout
+
+    def screen(self, escapes=False):
+        """The visible screen as text; with escapes, with its colours and attributes as SGR codes."""
+        return self._tmux('capture-pane', '-p', '-t', 'test', *(['-e'] if escapes else []))
+
+    def wait_for(self, predicate, seconds=20):
+        """The first screen for which predicate(screen) holds, or None at the deadline."""
+        found = []
+
+        def look():
+            text = self.screen()
+            if predicate(text):
+                found.append(text)
+                return True
+            return False
+        wait_until(look, seconds, interval=0.1)
+        return found[0] if found else None
+
+    def send_keys(self, *keys):
+        self._tmux('send-keys', '-t', 'test', *keys)
+
+    def exit_status(self):
+        """The command's exit status once it ended, else None."""
+        parts = self._tmux('display-message', '-p', '-t', 'test', '#{pane_dead} #{pane_dead_status}').split()
+        return int(parts[1]) if len(parts) > 1 and parts[0] == '1' else None
+
+    def wait_for_exit(self, seconds=20):
+        """The command's exit status, or None if it still runs at the deadline."""
+        wait_until(lambda: self.exit_status() is not None, seconds, interval=0.1)
+        return self.exit_status()
+
+    def close(self):
+        subprocess.run([TMUX, '-S', self._socket, 'kill-server'], capture_output=True, timeout=20)
+
+
+def _quote(arg):
+    return "'" + str(arg).replace("'", "'\\''") + "'"
