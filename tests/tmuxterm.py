@@ -26,8 +26,9 @@ class TmuxTerminal:
                               text=True, check=True, timeout=20).stdout
 
     def screen(self, escapes=False):
-        """The visible screen as text; with escapes, with its colours and attributes as SGR codes."""
-        return self._tmux('capture-pane', '-p', '-t', 'test', *(['-e'] if escapes else []))
+        """The screen as text, from the start of its history (tmux scrolls one line up to say that the
+        command ended); with escapes, with its colours and attributes as SGR codes."""
+        return self._tmux('capture-pane', '-p', '-S', '-', '-t', 'test', *(['-e'] if escapes else []))
 
     def wait_for(self, predicate, seconds=20):
         """The first screen for which predicate(screen) holds, or None at the deadline."""
