@@ -52,12 +52,14 @@ class Output:
             width=None if self.terminal else PLAIN_WIDTH)
 
     def print(self, *renderables):
-        """Markup strings and rich renderables, one after another."""
+        """Markup strings and rich renderables, each on lines of its own."""
         if self.terminal:
-            self.console.print(*renderables)
+            for renderable in renderables:
+                self.console.print(renderable)
             return
         with self.console.capture() as captured:
-            self.console.print(*renderables)
+            for renderable in renderables:
+                self.console.print(renderable)
         lines = [line.rstrip() for line in captured.get().splitlines()]
         self.stream.write(''.join(line + '\n' for line in lines))
         self.stream.flush()
