@@ -1,7 +1,9 @@
 """camvirt as operators run it: a separate process talking Pyro4 to a camvirtd on loopback."""
 
+import datetime
 import json
 import os
+import re
 import socket
 import subprocess
 
@@ -181,3 +183,50 @@ def test_config_discovery(tmp_path):
     (tmp_path / 'b.json').write_text('{}')
     with pytest.raises(ClientError, match=r'several configs in .* \(a.json, b.json\)'):
         find_config_path({}, str(tmp_path))
+
+
+def test_status_exit_codes_follow_what_needs_attention(make_world, tmp_path):
+    world = make_world(domains=1, behaviours={'c1a': ABSENT})
+    env = world.client_env(tmp_path)
+    result = camvirt(env, 'status')
+    assert result.returncode == 0, result.stdout  # off, and nobody asked for it to run
+    world.domain(world.domain_names[0]).create()  # running, but its camera does not answer
+    result = camvirt(env, 'status')
+    assert result.returncode == 1
+    assert result.stdout.splitlines()[-1] == 'needs attention: camera c1a is offline while its VM {} runs'.format(
+        world.domain_names[0])
+    assert camvirt(env, 'status', '--json').returncode == 1
+    assert camvirt(env, 'status', '--all').returncode == 1
+
+
+def test_status_shows_local_times_and_json_keeps_utc(make_world, tmp_path):
+    world = make_world(domains=1)
+    env = world.client_env(tmp_path)
+    assert camvirt(env, 'init').returncode == 0
+    env['TZ'] = 'UTC-3'  # POSIX: three hours east of UTC
+    since = json.loads(camvirt(env, 'status', '--json').stdout)['domains'][0]['since']
+    assert since.endswith('+00:00')
+    local = datetime.datetime.fromisoformat(since).astimezone(datetime.timezone(datetime.timedelta(hours=3)))
+    row = camvirt(env, 'status').stdout.splitlines()[1]
+    assert re.search(r'\b{} \(\d+ s ago\)'.format(local.strftime('%H:%M:%S')), row), row
+
+
+def test_version_of_both_executables():
+    from rockit.camvirt import __version__
+    for program in ('camvirt', 'camvirtd'):
+        result = subprocess.run([os.path.join(REPO, program), '--version'], capture_output=True, text=True,
+                                timeout=30)
+        assert (result.returncode, result.stdout) == (0, '{} {}\n'.format(program, __version__))
+
+
+def test_help_lists_exit_codes():
+    for command, expected in (('status', '1 something needs attention'), ('init', '2 another command is running'),
+                              ('kill', '101 camvirtd cannot be reached'), ('config', '0 shown')):
+        text = camvirt(dict(os.environ), command, '--help').stdout
+        assert 'exit status:' in text and expected in text, command
+    assert '--watch' in camvirt(dict(os.environ), 'status', '--help').stdout
+
+
+def test_watch_with_all_is_a_usage_error():
+    result = camvirt(dict(os.environ), 'status', '--all', '--watch')
+    assert result.returncode == 2 and 'cannot be used with --all' in result.stderr
