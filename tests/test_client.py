@@ -230,3 +230,16 @@ def test_help_lists_exit_codes():
 def test_watch_with_all_is_a_usage_error():
     result = camvirt(dict(os.environ), 'status', '--all', '--watch')
     assert result.returncode == 2 and 'cannot be used with --all' in result.stderr
+
+
+def test_status_from_something_that_is_not_camvirtd(make_world, tmp_path):
+    world = make_world(domains=1)
+    assert world.call('initialize') == 0
+    env = world.client_env(tmp_path)
+    config = json.loads(open(env['CAMVIRTD_CONFIG_PATH']).read())
+    config['daemon'] = 'camd_c1a'  # a camd answers report_status() too
+    with open(env['CAMVIRTD_CONFIG_PATH'], 'w') as f:
+        json.dump(config, f)
+    result = camvirt(env, 'status')
+    assert result.returncode == 101 and 'Traceback' not in result.stderr
+    assert 'something answers there but it is not a camvirtd' in result.stderr.splitlines()[0]

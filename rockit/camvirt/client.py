@@ -16,7 +16,7 @@ from rich.table import Table
 from . import __version__
 from .config import ConfigError, load_config
 from .constants import CommandStatus
-from .reach import EXIT_UNREACHABLE, short_reason, unreachable_lines
+from .reach import EXIT_UNREACHABLE, NotCamvirtd, check_status_reply, short_reason, unreachable_lines
 from .registry import RegistryError, load_registry
 from .statusview import (CAMERA_STATE_STYLES, EXIT_NEEDS_ATTENTION, VM_STATE_STYLES, command_problems,
                          needs_attention, status_exit, status_renderables, styled)
@@ -172,8 +172,8 @@ def restart(config, domains, output=None):
 def show_status(config, as_json, output=None):
     output = output or Output()
     try:
-        status = call_daemon(config, 'report_status', STATUS_TIMEOUT)
-    except Pyro4.errors.PyroError as error:  # unreachable, or something else answers there
+        status = check_status_reply(call_daemon(config, 'report_status', STATUS_TIMEOUT))
+    except (Pyro4.errors.PyroError, NotCamvirtd) as error:  # unreachable, or something else answers there
         print_unreachable(config, error, STATUS_TIMEOUT)
         return EXIT_UNREACHABLE
     if as_json:

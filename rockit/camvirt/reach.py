@@ -10,6 +10,17 @@ import Pyro4.errors
 EXIT_UNREACHABLE = 101
 
 
+class NotCamvirtd(Exception):
+    """Something answered report_status() with what no camvirtd sends (a camd, say)."""
+
+
+def check_status_reply(reply):
+    """The reply when it has the shape of camvirtd's report_status(), else raises NotCamvirtd."""
+    if not isinstance(reply, dict) or not isinstance(reply.get('domains'), list):
+        raise NotCamvirtd('its report_status() reply has no list of domains')
+    return reply
+
+
 def unit_name(config_path):
     """The systemd unit that serves a config: camvirtd@<config file name without .json>."""
     name = os.path.basename(config_path or '')
@@ -33,6 +44,8 @@ def classify(error, timeout):
     """(reason, kind) for an exception from calling camvirtd; kind picks the advice:
     'down' (nothing listens), 'network' (host or firewall), 'stuck' (answers late), 'other' (something
     else listens there), 'closed' (the connection was dropped)."""
+    if isinstance(error, NotCamvirtd):
+        return 'something answers there but it is not a camvirtd ({})'.format(error), 'other'
     cause = _socket_error(error)
     if isinstance(cause, ConnectionRefusedError):
         return 'connection refused: nothing listens on that port', 'down'

@@ -12,7 +12,7 @@ import Pyro4.errors
 from rich.console import Group
 from rich.live import Live
 
-from .reach import EXIT_UNREACHABLE, classify
+from .reach import EXIT_UNREACHABLE, NotCamvirtd, check_status_reply, classify
 from .statusview import status_exit, status_renderables, summary_lines
 from .terminal import escape
 from .times import age_text, now_clock
@@ -39,7 +39,9 @@ class StatusPoller:
                 self._proxy = Pyro4.Proxy(self._uri)
                 self._proxy._pyroTimeout = self._timeout  # pylint: disable=protected-access
             try:
-                return self._proxy.report_status(), None
+                return check_status_reply(self._proxy.report_status()), None
+            except NotCamvirtd as error:
+                return None, error
             except Pyro4.errors.PyroError as error:
                 self.close()
                 if fresh:
