@@ -243,3 +243,19 @@ def test_status_from_something_that_is_not_camvirtd(make_world, tmp_path):
     result = camvirt(env, 'status')
     assert result.returncode == 101 and 'Traceback' not in result.stderr
     assert 'something answers there but it is not a camvirtd' in result.stderr.splitlines()[0]
+
+
+def test_restart_names_the_phase_that_failed(make_world, tmp_path):
+    world = make_world(domains=1, behaviours={'c1a': ABSENT}, initialize_timeout=1, shutdown_timeout=1)
+    env = world.client_env(tmp_path)
+    result = camvirt(env, 'restart')
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert 'kill: command completed successfully' in lines
+    assert lines[lines.index('init: command failed') + 1].startswith('  camera c1a (camd_c1a at 127.0.0.1:')
+    world.domain(world.domain_names[0]).suspend()  # a paused VM does not shut down
+    result = camvirt(env, 'restart')
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert lines[-3:] == ['kill: command failed', '  domain {} is still paused after 1 s'.format(
+        world.domain_names[0]), 'restart: init not run because kill did not succeed']

@@ -11,9 +11,11 @@ import subprocess
 import threading
 import time
 
+import Pyro4.errors
 import pytest
 
 from conftest import REPO, deadline, free_port, wait_until
+from rockit.camvirt.watch import StatusPoller
 from tmuxterm import TMUX, TmuxTerminal
 
 CAMVIRT = os.path.join(REPO, 'camvirt')
@@ -219,3 +221,25 @@ def test_plain_watch_prints_nothing_when_nothing_changes(make_world, tmp_path):
         assert more == []
         assert end_with_ctrl_c(process)[0] == 0
         reader.join()
+
+
+def test_poller_rides_through_a_dropped_connection(make_world):
+    world = make_world(domains=1)
+    poller = StatusPoller(world.uri)
+    try:
+        status, error = poller.poll()
+        assert error is None and status['domains'][0]['name'] == world.domain_names[0]
+        # The kept connection dies as when camvirtd closes an idle one: the next poll gets through
+        # on a fresh connection, with no error to show.
+        poller._proxy._pyroConnection.sock.shutdown(socket.SHUT_RDWR)
+        status, error = poller.poll()
+        assert error is None and status['domains'][0]['name'] == world.domain_names[0]
+    finally:
+        poller.close()
+
+
+def test_poller_says_why_when_nothing_answers():
+    poller = StatusPoller('PYRO:x@127.0.0.1:{}'.format(free_port()))
+    status, error = poller.poll()
+    assert status is None and isinstance(error, Pyro4.errors.CommunicationError)
+    poller.close()
