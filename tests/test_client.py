@@ -4,12 +4,13 @@ import datetime
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 
 import pytest
 
-from conftest import REPO, free_port
+from conftest import REPO, free_port, wait_until
 from rockit.camvirt.client import find_config_path, ClientError
 from testworld.simcamd import ABSENT
 
@@ -259,3 +260,16 @@ def test_restart_names_the_phase_that_failed(make_world, tmp_path):
     lines = result.stdout.splitlines()
     assert lines[-3:] == ['kill: command failed', '  domain {} is still paused after 1 s'.format(
         world.domain_names[0]), 'restart: init not run because kill did not succeed']
+
+
+def test_ctrl_c_while_init_waits_ends_without_a_traceback(make_world, tmp_path):
+    world = make_world(domains=1, behaviours={'c1a': ABSENT}, initialize_timeout=20)
+    process = subprocess.Popen([CAMVIRT, 'init'], env=world.client_env(tmp_path), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    with process:
+        # Interrupt once the command is under way: camvirtd reports it in progress.
+        assert wait_until(lambda: world.call('report_status')['command'] == 'initialize', 20)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=20)
+    assert process.returncode == 130
+    assert 'Traceback' not in err and 'carries on in camvirtd' in err

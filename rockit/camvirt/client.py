@@ -340,14 +340,28 @@ def build_parser():
     return parser
 
 
+# Exit status after Ctrl-C outside --watch: the shell's own for SIGINT.
+EXIT_INTERRUPTED = 130
+
+
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == 'status' and args.all and args.watch:
+        parser.error('--watch follows one camvirtd: it cannot be used with --all')
     as_json = getattr(args, 'json', False)
     output = Output(sys.stdout, color=colour_wanted(sys.stdout, args.no_color) and not as_json)
+    try:
+        return run(args, as_json, output)
+    except KeyboardInterrupt:
+        # The command goes on in camvirtd: only this client stops waiting for it.
+        print('\ncamvirt: interrupted; a command already sent carries on in camvirtd (see camvirt status)',
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def run(args, as_json, output):
     if args.command == 'status' and args.all:
-        if args.watch:
-            parser.error('--watch follows one camvirtd: it cannot be used with --all')
         return show_fleet(as_json, output)
     try:
         config = load_client_config()
