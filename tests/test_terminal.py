@@ -39,7 +39,7 @@ def test_status_in_a_terminal_is_in_the_rockit_colours(make_world, tmp_path):
     world = make_world(domains=2)
     assert world.call('initialize', [world.domain_names[0]]) == 0
     screen, status = screen_after(tmp_path, ['status'], status_env(world, tmp_path))
-    assert status == 0
+    assert status == 0, screen
     running = next(line for line in screen.splitlines() if world.domain_names[0] in line)
     off = next(line for line in screen.splitlines() if world.domain_names[1] in line)
     assert '\x1b[92mrunning' in running and '\x1b[92mIDLE' in running  # bright green
@@ -54,7 +54,7 @@ def test_no_colour_when_asked_or_for_json(make_world, tmp_path, how):
     env = status_env(world, tmp_path, **({'NO_COLOR': '1'} if how == 'NO_COLOR' else {}))
     command = ['status'] + ([how] if how.startswith('--') else [])
     screen, status = screen_after(tmp_path, command, env)
-    assert status == 0
+    assert status == 0, screen
     assert world.domain_names[0] in screen and not COLOUR_CODE.search(screen)
 
 

@@ -97,7 +97,7 @@ def test_live_view_follows_changes_and_ends_on_ctrl_c(make_world, tmp_path, term
     term = terminal([CAMVIRT, 'status', '--watch'], world.client_env(tmp_path))
     assert term.wait_for(lambda s: 'shut off' in domain_line(s, name) and 'OFFLINE' in domain_line(s, name))
     assert world.call('initialize') == 0
-    screen = term.wait_for(lambda s: 'running' in domain_line(s, name) and 'IDLE' in domain_line(s, name), 10)
+    screen = term.wait_for(lambda s: 'running' in domain_line(s, name) and 'IDLE' in domain_line(s, name), 30)
     assert screen and 'Ctrl-C to quit' in screen
     assert 'last command: initialize command completed successfully' in screen
     term.send_keys('C-c')
@@ -114,11 +114,11 @@ def test_live_view_rides_through_a_camvirtd_restart(camvirtd, terminal):
     screen = term.wait_for(lambda s: 'needs attention: camera cam1 is offline' in s)
     assert screen and 'running' in domain_line(screen, 'test')
     camvirtd.stop()
-    screen = term.wait_for(lambda s: 'camvirtd unreachable' in s, 10)
+    screen = term.wait_for(lambda s: 'camvirtd unreachable' in s, 30)
     assert screen and 'connection refused' in screen
     assert 'running' in domain_line(screen, 'test')  # the last status seen stays on screen
     camvirtd.start()
-    assert term.wait_for(lambda s: 'unreachable' not in s and 'running' in domain_line(s, 'test'), 10)
+    assert term.wait_for(lambda s: 'unreachable' not in s and 'running' in domain_line(s, 'test'), 30)
     assert term.exit_status() is None  # it carried on through the restart
     term.send_keys('C-c')
     assert term.wait_for_exit() == 1  # the camera needs attention
@@ -137,7 +137,7 @@ class LineReader:
             self._lines.put(line.rstrip('\n'))
         self._lines.put(None)
 
-    def until(self, predicate, seconds=10):
+    def until(self, predicate, seconds=30):
         """Every line read up to and including the first for which predicate holds (None: at the deadline
         or the end of the pipe, with what was read)."""
         seen, end = [], deadline(seconds)
@@ -168,7 +168,7 @@ def end_with_ctrl_c(process):
     """SIGINT as Ctrl-C sends it; the exit status and stderr."""
     process.send_signal(signal.SIGINT)
     try:
-        return process.wait(timeout=10), process.stderr.read()
+        return process.wait(timeout=30), process.stderr.read()
     finally:
         process.kill()
         process.wait()
