@@ -5,7 +5,7 @@ SHELL := /bin/bash
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 APT_PACKAGES := libvirt-dev pkg-config libvirt-daemon libvirt-daemon-system libvirt-clients \
-	rpm systemd qemu-system-x86 libvirt-daemon-driver-qemu busybox-static iproute2 nftables
+	rpm systemd qemu-system-x86 libvirt-daemon-driver-qemu busybox-static iproute2 nftables tmux
 PYTEST_ARGS ?=
 
 .PHONY: deps apt venv test test-unit test-qemu lint run bench rpm install clean

@@ -1,13 +1,18 @@
 """camvirt as operators run it: a separate process talking Pyro4 to a camvirtd on loopback."""
 
+import datetime
 import json
 import os
+import re
+import signal
+import socket
 import subprocess
 
 import pytest
 
-from testworld.support import REPO, free_port
-from rockit.camvirt.client import find_config_path, ClientError, format_status_table
+from testworld.support import REPO, free_port, wait_until
+from rockit.camvirt.client import find_config_path, ClientError
+from rockit.camvirt.statusview import device_lines
 from testworld.simcamd import ABSENT
 
 CAMVIRT = os.path.join(REPO, 'camvirt')
@@ -68,7 +73,8 @@ def test_kill_force_and_restart(make_world, tmp_path):
     assert not world.domain(first).isActive()
     result = camvirt(env, 'restart', second)
     assert result.returncode == 0
-    assert result.stdout.splitlines().count('command completed successfully') == 2
+    outcomes = [line for line in result.stdout.splitlines() if 'command' in line]
+    assert outcomes == ['kill: command completed successfully', 'init: command completed successfully']
     assert world.domain(second).isActive() and not world.domain(first).isActive()
 
 
@@ -104,18 +110,43 @@ def test_unknown_domain(make_world, tmp_path):
     assert (result.returncode, result.stdout.strip()) == (3, 'unknown domain name')
 
 
-def test_unreachable_daemon(tmp_path):
+def unreachable_env(tmp_path, port):
+    """A client environment whose camvirtd (config c.json, so unit camvirtd@c) is at 127.0.0.1:port."""
     registry = tmp_path / 'registry.json'
-    registry.write_text(json.dumps({'daemons': {'here': {'object_id': 'x', 'host': 'LocalHost',
-                                                         'port': free_port()}}}))
+    registry.write_text(json.dumps({'daemons': {'here': {'object_id': 'x', 'host': 'LocalHost', 'port': port}}}))
     config = tmp_path / 'c.json'
     config.write_text(json.dumps({'daemon': 'here', 'log_name': 'x', 'control_machines': ['LocalHost'],
                                   'initialize_timeout': 1, 'shutdown_timeout': 1,
                                   'domains': {'d': {'c': 'here'}}}))
-    env = dict(os.environ, CAMVIRTD_REGISTRY=str(registry), CAMVIRTD_CONFIG_PATH=str(config))
+    return dict(os.environ, CAMVIRTD_REGISTRY=str(registry), CAMVIRTD_CONFIG_PATH=str(config))
+
+
+def test_unreachable_daemon(tmp_path):
+    port = free_port()
+    env = unreachable_env(tmp_path, port)
     for command in ('init', 'kill', 'status'):
         result = camvirt(env, command)
-        assert (result.returncode, result.stdout.strip()) == (101, 'unable to communicate with camvirt daemon')
+        assert (result.returncode, result.stdout) == (101, '')
+        lines = result.stderr.splitlines()
+        assert lines[0] == 'camvirt: cannot reach camvirtd at 127.0.0.1:{0} (PYRO:x@127.0.0.1:{0}): ' \
+            'connection refused: nothing listens on that port'.format(port)
+        assert lines[1] == '  check: is camvirtd@c running on 127.0.0.1? (systemctl status camvirtd@c; ' \
+            'journalctl -u camvirtd@c)'
+    result = camvirt(env, 'restart')
+    assert result.returncode == 101 and result.stderr.startswith('camvirt: kill: cannot reach camvirtd at ')
+    assert result.stdout == 'restart: init not run because kill did not succeed\n'
+
+
+def test_daemon_that_accepts_but_never_answers(tmp_path):
+    with socket.socket() as listener:  # the kernel completes the handshake; nobody reads
+        listener.bind(('127.0.0.1', 0))
+        listener.listen(8)
+        port = listener.getsockname()[1]
+        env = unreachable_env(tmp_path, port)
+        result = camvirt(env, 'status')
+    assert result.returncode == 101
+    assert 'camvirtd accepted the connection but did not answer within 10 s' in result.stderr
+    assert 'journalctl -u camvirtd@c' in result.stderr
 
 
 def test_config_prints_port_and_json(tmp_path):
@@ -156,25 +187,96 @@ def test_config_discovery(tmp_path):
         find_config_path({}, str(tmp_path))
 
 
-def test_status_table_shows_unexpected_stops():
-    status = {'libvirt_connected': True, 'libvirt_uri': 'x', 'command': None, 'last_command': None,
-              'domains': [{'name': 'cam1', 'state': 'crashed', 'since': 'T1',
-                           'unexpected_stop': {'state': 'crashed', 'time': 'T1'},
-                           'cameras': [{'id': 'cam1', 'label': 'OFFLINE'}]}]}
-    assert format_status_table(status, color=False)[-1] == 'domain cam1 stopped unexpectedly at T1 (crashed)'
+def test_status_exit_codes_follow_what_needs_attention(make_world, tmp_path):
+    world = make_world(domains=1, behaviours={'c1a': ABSENT})
+    env = world.client_env(tmp_path)
+    result = camvirt(env, 'status')
+    assert result.returncode == 0, result.stdout  # off, and nobody asked for it to run
+    world.domain(world.domain_names[0]).create()  # running, but its camera does not answer
+    result = camvirt(env, 'status')
+    assert result.returncode == 1
+    assert result.stdout.splitlines()[-1] == 'needs attention: camera c1a is offline while its VM {} runs'.format(
+        world.domain_names[0])
+    assert camvirt(env, 'status', '--json').returncode == 1
+    assert camvirt(env, 'status', '--all').returncode == 1
 
 
-def test_status_table_colours_and_unreachable_libvirt():
-    status = {'libvirt_connected': False, 'libvirt_uri': 'qemu:///system', 'command': None, 'last_command': None,
-              'domains': [{'name': 'cam1', 'state': 'unknown', 'since': 'T',
-                           'cameras': [{'id': 'cam1', 'label': 'OFFLINE'}]}]}
-    plain = format_status_table(status, color=False)
-    assert plain[0] == 'libvirt at qemu:///system is unreachable'
-    coloured = format_status_table(status, color=True)
-    assert '\033[91m' in coloured[0] and '\033[91mOFFLINE' in coloured[-1]
+def test_status_shows_local_times_and_json_keeps_utc(make_world, tmp_path):
+    world = make_world(domains=1)
+    env = world.client_env(tmp_path)
+    assert camvirt(env, 'init').returncode == 0
+    env['TZ'] = 'UTC-3'  # POSIX: three hours east of UTC
+    since = json.loads(camvirt(env, 'status', '--json').stdout)['domains'][0]['since']
+    assert since.endswith('+00:00')
+    local = datetime.datetime.fromisoformat(since).astimezone(datetime.timezone(datetime.timedelta(hours=3)))
+    row = camvirt(env, 'status').stdout.splitlines()[1]
+    assert re.search(r'\b{} \(\d+ s ago\)'.format(local.strftime('%H:%M:%S')), row), row
 
 
-# --- [issue 17] passthrough devices ---------------------------------------------------------------
+def test_version_of_both_executables():
+    from rockit.camvirt import __version__
+    for program in ('camvirt', 'camvirtd'):
+        result = subprocess.run([os.path.join(REPO, program), '--version'], capture_output=True, text=True,
+                                timeout=30)
+        assert (result.returncode, result.stdout) == (0, '{} {}\n'.format(program, __version__))
+
+
+def test_help_lists_exit_codes():
+    for command, expected in (('status', '1 something needs attention'), ('init', '2 another command is running'),
+                              ('kill', '101 camvirtd cannot be reached'), ('config', '0 shown')):
+        text = camvirt(dict(os.environ), command, '--help').stdout
+        assert 'exit status:' in text and expected in text, command
+    assert '--watch' in camvirt(dict(os.environ), 'status', '--help').stdout
+
+
+def test_watch_with_all_is_a_usage_error():
+    result = camvirt(dict(os.environ), 'status', '--all', '--watch')
+    assert result.returncode == 2 and 'cannot be used with --all' in result.stderr
+
+
+def test_status_from_something_that_is_not_camvirtd(make_world, tmp_path):
+    world = make_world(domains=1)
+    assert world.call('initialize') == 0
+    env = world.client_env(tmp_path)
+    config = json.loads(open(env['CAMVIRTD_CONFIG_PATH']).read())
+    config['daemon'] = 'camd_c1a'  # a camd answers report_status() too
+    with open(env['CAMVIRTD_CONFIG_PATH'], 'w') as f:
+        json.dump(config, f)
+    result = camvirt(env, 'status')
+    assert result.returncode == 101 and 'Traceback' not in result.stderr
+    assert 'something answers there but it is not a camvirtd' in result.stderr.splitlines()[0]
+
+
+def test_restart_names_the_phase_that_failed(make_world, tmp_path):
+    world = make_world(domains=1, behaviours={'c1a': ABSENT}, initialize_timeout=1, shutdown_timeout=1)
+    env = world.client_env(tmp_path)
+    result = camvirt(env, 'restart')
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert 'kill: command completed successfully' in lines
+    assert lines[lines.index('init: command failed') + 1].startswith('  camera c1a (camd_c1a at 127.0.0.1:')
+    world.domain(world.domain_names[0]).suspend()  # a paused VM does not shut down
+    result = camvirt(env, 'restart')
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert lines[-3:] == ['kill: command failed', '  domain {} is still paused after 1 s'.format(
+        world.domain_names[0]), 'restart: init not run because kill did not succeed']
+
+
+def test_ctrl_c_while_init_waits_ends_without_a_traceback(make_world, tmp_path):
+    world = make_world(domains=1, behaviours={'c1a': ABSENT}, initialize_timeout=20)
+    process = subprocess.Popen([CAMVIRT, 'init'], env=world.client_env(tmp_path), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    with process:
+        # Interrupt once the command is under way: camvirtd reports it in progress.
+        assert wait_until(lambda: world.call('report_status')['command'] == 'initialize', 20)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=20)
+    assert process.returncode == 130
+    assert 'Traceback' not in err and 'carries on in camvirtd' in err
+
+
+# --- passthrough devices ---------------------------------------------------------------
 
 def test_init_waits_for_an_absent_device_and_names_it_in_the_failure_summary(make_world, tmp_path):
     from devworld import USB_BY_IDS, USB_BY_IDS_ABSENT, device_driver
@@ -198,14 +300,14 @@ def test_init_waits_for_an_absent_device_and_names_it_in_the_failure_summary(mak
     assert camvirt(env, 'status', '--all').stdout.splitlines()[0].split()[-1] == 'DEVICES'
 
 
-def test_status_table_marks_absent_required_devices_red():
+def test_status_marks_absent_required_devices_red():
     status = {'libvirt_connected': True, 'libvirt_uri': 'x', 'command': None, 'last_command': None,
-              'domains': [{'name': 'cam1', 'state': 'shut off', 'since': 'T',
+              'domains': [{'name': 'cam1', 'state': 'shut off', 'since': '2026-11-27T11:12:44+00:00',
                            'cameras': [{'id': 'cam1', 'label': 'OFFLINE'}],
                            'devices': [{'kind': 'usb', 'id': '03c3:2600', 'name': None, 'present': False,
                                         'optional': False, 'understood': True, 'waiting': False},
                                        {'kind': 'usb', 'id': '03c3:1600', 'name': 'guider', 'present': False,
                                         'optional': True, 'understood': True, 'waiting': False}]}]}
-    coloured = format_status_table(status, color=True)
-    assert '\033[91mdomain cam1: USB device 03c3:2600 ABSENT\033[0m' in coloured
-    assert 'domain cam1: USB device 03c3:1600 (guider) ABSENT (optional)' in coloured
+    lines = device_lines(status)
+    assert lines[0] == '[red]domain cam1: USB device 03c3:2600 ABSENT[/red]'
+    assert lines[1] == 'domain cam1: USB device 03c3:1600 (guider) ABSENT (optional)'

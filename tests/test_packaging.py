@@ -17,7 +17,8 @@ from testworld.support import REPO, free_port
 PACKAGES = {
     'rockit-camvirt-server': (['/usr/bin/camvirtd', '/usr/lib/systemd/system/camvirtd@.service'],
                               {'python3-rockit-camvirt', 'python3-libvirt'}),
-    'rockit-camvirt-client': (['/usr/bin/camvirt', '/etc/bash_completion.d/camvirt'], {'python3-rockit-camvirt'}),
+    'rockit-camvirt-client': (['/usr/bin/camvirt', '/etc/bash_completion.d/camvirt'],
+                              {'python3-rockit-camvirt', 'python3-rich'}),
     # Each data package: today's site configs (rockit.common's names since 2024) beside the seed's.
     'rockit-camvirt-data-clasp': (['/etc/camvirtd/clasp_cmos.json', '/etc/camvirtd/clasp_swir.json',
                                    '/etc/camvirtd/clasp_das.json', '/etc/camvirtd/clasp_tcs.json'], set()),
@@ -182,10 +183,28 @@ def test_bash_completion():
                CAMVIRTD_CONFIG_PATH=os.path.join(REPO, 'config', 'test.json'))
     assert complete('camvirt ', env) == ['config', 'init', 'kill', 'restart', 'status']
     assert complete('camvirt st', env) == ['status']
-    assert complete('camvirt init ', env) == ['cam1', 'cam2']
-    assert complete('camvirt kill ', env) == ['--force', 'cam1', 'cam2']
+    assert complete('camvirt --', env) == ['--help', '--version']
+    assert complete('camvirt init ', env) == ['--no-color', 'cam1', 'cam2']
+    assert complete('camvirt kill ', env) == ['--force', '--no-color', 'cam1', 'cam2']
     assert complete('camvirt kill c', env) == ['cam1', 'cam2']
-    assert complete('camvirt status --', env) == ['--all', '--json']
+    assert complete('camvirt restart --', env) == ['--no-color']
+    assert complete('camvirt status --', env) == ['--all', '--json', '--no-color', '--watch']
+    assert complete('camvirt config --', env) == ['--json', '--no-color']
+
+
+def test_bash_completion_knows_every_flag_of_the_parser():
+    import argparse
+    from rockit.camvirt.client import build_parser
+    env = dict(os.environ, PATH=REPO + ':' + os.environ['PATH'],
+               CAMVIRTD_REGISTRY=os.path.join(REPO, 'testworld', 'registry-local.json'),
+               CAMVIRTD_CONFIG_PATH=os.path.join(REPO, 'config', 'test.json'))
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, sub in commands.choices.items():
+        flags = {o for a in sub._actions for o in a.option_strings if o.startswith('--') and o != '--help'}
+        assert flags and flags <= set(complete('camvirt {} --'.format(name), env)), name
+    top = {o for a in parser._actions for o in a.option_strings if o.startswith('--')}
+    assert top == set(complete('camvirt --', env))
 
 
 def test_make_install_into_destdir(tmp_path):

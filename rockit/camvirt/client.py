@@ -11,29 +11,29 @@ import time
 
 import Pyro4
 import Pyro4.errors
+from rich.table import Table
 
+from . import __version__
 from .config import ConfigError, load_config
 from .constants import CommandStatus
 from .devicequery import config_devices  # [issue 17]
 from .hostdevs import absent_summary, entry_text, waiting_text  # [issue 17]
+from .reach import EXIT_UNREACHABLE, NotCamvirtd, check_status_reply, short_reason, unreachable_lines
 from .registry import RegistryError, load_registry
+from .statusview import (CAMERA_STATE_STYLES, EXIT_NEEDS_ATTENTION, VM_STATE_STYLES, command_problems,
+                         needs_attention, status_exit, status_renderables, styled)
+from .terminal import Output, colour_wanted, escape
+from .watch import watch_lines, watch_live
 
 CONFIG_DIR = '/etc/camvirtd'
 CONFIG_ENV = 'CAMVIRTD_CONFIG_PATH'
 # initialize() and shutdown() block for up to their timeout; the proxy waits this much longer.
 COMMAND_TIMEOUT_MARGIN = 15
 STATUS_TIMEOUT = 10
-CONFIG_DEVICES_TIMEOUT = 3  # [issue 17] `camvirt config` asks camvirtd for devices, briefly
-EXIT_UNREACHABLE = 101
-# [issue 13] `status --all`: configs shown at most (an observatory has a handful), queried this many at once.
+CONFIG_DEVICES_TIMEOUT = 3  # `camvirt config` asks camvirtd for devices, briefly
+# `status --all`: configs shown at most (an observatory has a handful), queried this many at once.
 MAX_FLEET = 64
 FLEET_WORKERS = 16
-
-_COLORS = {'green': '\033[92m', 'yellow': '\033[93m', 'red': '\033[91m', 'cyan': '\033[96m',
-           'bold': '\033[1m', 'reset': '\033[0m'}
-_VM_STATE_COLORS = {'running': 'green', 'shutting down': 'yellow', 'paused': 'yellow',
-                    'shut off': 'red', 'crashed': 'red', 'missing': 'red', 'unknown': 'yellow'}
-_CAMERA_STATE_COLORS = {'OFFLINE': 'red', 'IDLE': 'green', 'EXPOSING': 'cyan', 'READING': 'cyan'}
 
 
 class ClientError(Exception):
@@ -63,10 +63,6 @@ def load_client_config():
         return load_config(find_config_path(), load_registry())
     except (ConfigError, RegistryError) as e:
         raise ClientError(str(e)) from None
-
-
-def paint(text, color, enabled):
-    return '{}{}{}'.format(_COLORS[color], text, _COLORS['reset']) if enabled and color else text
 
 
 def call_daemon(config, method, timeout, *args):
@@ -104,10 +100,11 @@ class ProgressWatcher:
 
     INTERVAL = 0.5
 
-    def __init__(self, config, domains, stream=None):
+    def __init__(self, config, domains, output, phase=None):
         self._config = config
         self._domains = set(domains) if domains else None
-        self._stream = stream or sys.stdout
+        self._output = output
+        self._phase = phase
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
         self._start = time.monotonic()
@@ -122,7 +119,7 @@ class ProgressWatcher:
 
     def _watch(self):
         last = None
-        color = self._stream.isatty()
+        prefix = '{}: '.format(self._phase) if self._phase else ''
         while not self._stop.wait(self.INTERVAL):
             try:
                 status = call_daemon(self._config, 'report_status', STATUS_TIMEOUT)
@@ -131,106 +128,78 @@ class ProgressWatcher:
             status['domains'] = [d for d in status['domains'] if self._domains is None or d['name'] in self._domains]
             for name, text in progress_lines(last, status):
                 elapsed = '{:5.1f}s'.format(time.monotonic() - self._start)
-                print('{} {}: {}'.format(paint(elapsed, 'bold', color), name, text), file=self._stream, flush=True)
+                self._output.print('{}[bold]{}[/bold] {}: {}'.format(
+                    escape(prefix), elapsed, escape(name), escape(text)))
             last = status
 
 
-def run_command(config, method, timeout, domains, *extra):
+def command_outcome(code, phase=None):
+    """The line for a command's return code; in a restart it names its phase ('kill: ...')."""
+    style = 'green' if code == CommandStatus.Succeeded else 'red'
+    prefix = '{}: '.format(phase) if phase else ''
+    return '{}[{}]{}[/{}]'.format(escape(prefix), style, escape(CommandStatus.message(code)), style)
+
+
+def run_command(config, method, timeout, domains, *extra, output=None, phase=None):
+    output = output or Output()
     args = (domains or None,) + extra if (domains or extra) else ()
     try:
-        with ProgressWatcher(config, domains):
+        with ProgressWatcher(config, domains, output, phase):
             code = call_daemon(config, method, timeout + COMMAND_TIMEOUT_MARGIN, *args)
-    except Pyro4.errors.PyroError:  # unreachable, or something else answers there
-        code = CommandStatus.CommunicationError
-    print(CommandStatus.message(code))
+    except Pyro4.errors.PyroError as error:  # unreachable, or something else answers there
+        print_unreachable(config, error, timeout + COMMAND_TIMEOUT_MARGIN, phase)
+        return EXIT_UNREACHABLE
+    output.print(command_outcome(code, phase))
     if code == CommandStatus.Failed:
-        print_failure_summary(config)
+        print_failure_summary(config, output)
     return exit_status(code)
 
 
-def print_failure_summary(config):
+def print_unreachable(config, error, timeout, phase=None):
+    """The address tried, why it failed and what to check, on stderr (exit status 101)."""
+    prefix = 'camvirt: {}'.format('{}: '.format(phase) if phase else '')
+    lines = unreachable_lines(config, error, timeout)
+    print('\n'.join([prefix + lines[0]] + lines[1:]), file=sys.stderr)
+
+
+def print_failure_summary(config, output):
     """Which domains or cameras did not make it, as camvirtd recorded them."""
     try:
         last = call_daemon(config, 'report_status', STATUS_TIMEOUT).get('last_command') or {}
     except Pyro4.errors.PyroError:  # unreachable, or something else answers there
         return
     for problem in command_problems(last):
-        print('  ' + problem)
+        output.print('  ' + escape(problem))
 
 
-def command_problems(last_command):
-    """The problems of report_status()'s last command, one per line (a list since camvirtd 1.1;
-    a '; '-joined 'message' before)."""
-    if not last_command:
-        return []
-    if 'problems' in last_command:
-        return list(last_command['problems'])
-    return [p for p in (last_command.get('message') or '').split('; ') if p]
+def restart(config, domains, output=None):
+    """kill, then init; each line names its phase, and a failed kill stops the restart."""
+    output = output or Output()
+    code = run_command(config, 'shutdown', config.shutdown_timeout, domains, output=output, phase='kill')
+    if code:
+        output.print('[red]restart: init not run because kill did not succeed[/red]')
+        return code
+    return run_command(config, 'initialize', config.initialize_timeout, domains, output=output, phase='init')
 
 
-def restart(config, domains):
-    code = run_command(config, 'shutdown', config.shutdown_timeout, domains)
-    return code if code else run_command(config, 'initialize', config.initialize_timeout, domains)
-
-
-def format_status_table(status, color):
-    """The lines `camvirt status` prints for a report_status() dict."""
-    lines = []
-    if not status['libvirt_connected']:
-        lines.append(paint('libvirt at {} is unreachable'.format(status['libvirt_uri']), 'red', color))
-    if status.get('command'):
-        lines.append(paint('{} in progress'.format(status['command']), 'yellow', color))
-    rows = [('DOMAIN', 'VM STATE', 'SINCE', 'CAMERA', 'CAMERA STATE')]
-    for domain in status['domains']:
-        for i, camera in enumerate(domain['cameras']):
-            first = i == 0
-            rows.append((domain['name'] if first else '', domain['state'] if first else '',
-                         domain['since'] if first else '', camera['id'], camera['label']))
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    for n, row in enumerate(rows):
-        cells = [cell.ljust(width) for cell, width in zip(row, widths)]
-        if n == 0:
-            cells = [paint(c, 'bold', color) for c in cells]
-        else:
-            cells[1] = paint(cells[1], _VM_STATE_COLORS.get(row[1]), color)
-            cells[4] = paint(cells[4], _CAMERA_STATE_COLORS.get(row[4], 'yellow'), color)
-        lines.append('  '.join(cells).rstrip())
-    lines += device_status_lines(status, color)  # [issue 17]
-    for domain in status['domains']:
-        stop = domain.get('unexpected_stop')
-        if stop:
-            lines.append(paint('domain {} stopped unexpectedly at {} ({})'.format(
-                domain['name'], stop['time'], stop['state']), 'red', color))
-    last = status.get('last_command')
-    if last:
-        lines.append('last command: {} {} at {}'.format(
-            last['name'], CommandStatus.message(last['status']), last['time']))
-        lines += ['  ' + problem for problem in command_problems(last)]
-    return lines
-
-
-def device_status_lines(status, color):
-    """[issue 17] A line per passthrough device: 'domain cam1: USB device 03c3:2600 (ZWO) present'."""
-    lines = []
-    for domain in status['domains']:
-        for entry in domain.get('devices') or []:
-            absent = entry.get('understood') and not entry.get('present') and not entry.get('optional')
-            lines.append(paint('domain {}: {}'.format(domain['name'], entry_text(entry)),
-                               'red' if absent else None, color))
-    return lines
-
-
-def show_status(config, as_json):
+def show_status(config, as_json, output=None):
+    output = output or Output()
     try:
-        status = call_daemon(config, 'report_status', STATUS_TIMEOUT)
-    except Pyro4.errors.PyroError:  # unreachable, or something else answers there
-        print(CommandStatus.message(CommandStatus.CommunicationError))
+        status = check_status_reply(call_daemon(config, 'report_status', STATUS_TIMEOUT))
+    except (Pyro4.errors.PyroError, NotCamvirtd) as error:  # unreachable, or something else answers there
+        print_unreachable(config, error, STATUS_TIMEOUT)
         return EXIT_UNREACHABLE
     if as_json:
         print(json.dumps(status, indent=2))
     else:
-        print('\n'.join(format_status_table(status, sys.stdout.isatty())))
-    return 0
+        output.print(*status_renderables(status))
+    return status_exit(status)
+
+
+def watch_status(config, as_json, output):
+    if output.terminal and not as_json:
+        return watch_live(config, output)
+    return watch_lines(config, as_json=as_json)
 
 
 def config_summary(config):
@@ -316,112 +285,180 @@ def fleet_config_paths(environ=None, config_dir=CONFIG_DIR):
     return paths
 
 
-def fleet_rows(path):
-    """Status rows (host, domain, VM state, camera, camera state, devices) for one config, or its
-    problem."""
+FLEET_KEYS = ('host', 'domain', 'vm_state', 'camera', 'camera_state', 'devices')
+
+
+def fleet_host(path):
+    """(status rows (host, domain, VM state, camera, camera state, devices), needs attention) for one
+    config; a config that cannot be read or a camvirtd that cannot be reached is one row saying so."""
     name = os.path.splitext(os.path.basename(path))[0][:64]
     try:
         config = load_config(path, load_registry())
     except (ConfigError, RegistryError) as e:
-        return [(name, 'bad config: ' + one_line(e), '', '', '', '')]
+        return [(name, 'bad config: ' + one_line(e), '', '', '', '')], True
     try:
         status = call_daemon(config, 'report_status', STATUS_TIMEOUT)
-    except Pyro4.errors.PyroError:  # unreachable, or something else answers there
-        return [(name, 'unreachable ({}:{})'.format(config.daemon.host, config.daemon.port), '', '', '', '')]
+    except Pyro4.errors.PyroError as error:  # unreachable, or something else answers there
+        return [(name, 'unreachable ({})'.format(short_reason(config, error, STATUS_TIMEOUT)), '', '', '', '')], True
     if not isinstance(status, dict) or 'domains' not in status:
-        return [(name, 'not a camvirtd at {}:{}'.format(config.daemon.host, config.daemon.port), '', '', '',
-                 '')]
+        return [(name, 'not a camvirtd at {}:{}'.format(config.daemon.host, config.daemon.port), '', '', '', '')], True
     rows = []
     for domain in status['domains']:
         state = domain['state'] if status['libvirt_connected'] else 'libvirt unreachable'
         for camera in domain['cameras']:
             rows.append((name, domain['name'], state, camera['id'], camera['label'],
-                         absent_summary(domain)))  # [issue 17] devices
-    return rows
+                         absent_summary(domain)))  # passthrough devices that are not there
+    return rows, bool(needs_attention(status))
 
 
-def guarded_fleet_rows(path):
-    """[issue 13] fleet_rows(), or one row with the error: one bad entry never ends the view."""
+def fleet_rows(path):
+    return fleet_host(path)[0]
+
+
+def guarded_fleet_host(path):
+    """fleet_host(), or one row with the error: one bad entry never ends the view."""
     try:
-        return fleet_rows(path)
+        return fleet_host(path)
     except Exception as e:  # pylint: disable=broad-except
         name = os.path.splitext(os.path.basename(path))[0][:64]
-        return [(name, 'cannot show: ' + (one_line(e) or type(e).__name__), '', '', '', '')]
+        return [(name, 'cannot show: ' + (one_line(e) or type(e).__name__), '', '', '', '')], True
 
 
 def one_line(error):
-    """[issue 13] The first line of an error, cut to a sane length, with how many more there are."""
+    """The first line of an error, cut to a sane length, with how many more there are."""
     lines = str(error).splitlines() or ['']
     more = ' (and {} more problems)'.format(len(lines) - 1) if len(lines) > 1 else ''
     return lines[0][:300] + more
 
 
-def show_fleet(as_json):
+def fleet_table(rows):
+    table = Table(box=None, pad_edge=False, show_edge=False, header_style='bold')
+    headings = ('HOST', 'DOMAIN', 'VM STATE', 'CAMERA', 'CAMERA STATE', 'DEVICES')
+    columns = 6 if any(row[5] for row in rows) else 5  # no passthrough device missing anywhere: no column
+    for heading in headings[:columns]:
+        table.add_column(heading, no_wrap=True)
+    for host, domain, vm_state, camera, camera_state, devices in rows:
+        problem = not vm_state
+        cells = [escape(host), styled(domain, 'red' if problem else None),
+                 styled(vm_state, VM_STATE_STYLES.get(vm_state, 'red')) if vm_state else '',
+                 escape(camera), styled(camera_state, CAMERA_STATE_STYLES.get(camera_state, 'yellow'))
+                 if camera_state else '', styled(devices, 'red') if devices else '']
+        table.add_row(*cells[:columns])
+    return table
+
+
+def show_fleet(as_json, output=None):
+    output = output or Output()
     try:
         paths = fleet_config_paths()
-    except ClientError as e:  # [issue 13]
+    except ClientError as e:
         print('camvirt: {}'.format(e), file=sys.stderr)
         return 1
     if not paths:
         print('camvirt: no configs found', file=sys.stderr)
         return 1
     with concurrent.futures.ThreadPoolExecutor(max_workers=min(len(paths), FLEET_WORKERS)) as pool:
-        rows = [row for rows in pool.map(guarded_fleet_rows, paths) for row in rows]
+        hosts = list(pool.map(guarded_fleet_host, paths))
+    rows = [row for host_rows, _ in hosts for row in host_rows]
     if as_json:
-        keys = ('host', 'domain', 'vm_state', 'camera', 'camera_state', 'devices')
-        print(json.dumps([dict(zip(keys, row)) for row in rows], indent=2))
-        return fleet_exit_status(rows)
-    table = [('HOST', 'DOMAIN', 'VM STATE', 'CAMERA', 'CAMERA STATE', 'DEVICES')] + rows
-    columns = 6 if any(row[5] for row in rows) else 5  # [issue 17] no passthrough devices: no column
-    table = [row[:columns] for row in table]
-    widths = [max(len(row[i]) for row in table) for i in range(columns)]
-    for row in table:
-        print('  '.join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
-    return fleet_exit_status(rows)
+        print(json.dumps([dict(zip(FLEET_KEYS, row)) for row in rows], indent=2))
+    else:
+        output.print(fleet_table(rows))
+    # 1 when any host needs attention or could not be shown (its row says why).
+    return EXIT_NEEDS_ATTENTION if any(attention for _, attention in hosts) else 0
 
 
-def fleet_exit_status(rows):
-    """[issue 13] 1 when any host could not be shown: its row carries an error and no camera."""
-    return 1 if any(not row[3] for row in rows) else 0
+# What each command's exit status means, for --help and for scripts.
+EXIT_CODES = {
+    'command': ('0 succeeded; 1 failed (or the config cannot be read); 2 another command is running; '
+                '3 unknown domain; 4 libvirt unreachable; 10 not accepted from this IP; '
+                '101 camvirtd cannot be reached'),
+    'status': ('0 all as intended; 1 something needs attention (a VM that should run is off or broken, '
+               'a camera offline while its VM runs, libvirt unreachable, the last command failed; with '
+               '--all: any host needing attention or unreachable) or the config cannot be read; '
+               '101 camvirtd cannot be reached'),
+    'config': '0 shown; 1 the config or registry cannot be read',
+}
+USAGE_EXIT = '2 usage error'
+
+
+def epilog(*kinds):
+    return 'exit status:\n' + '\n'.join('  ' + EXIT_CODES[kind] for kind in kinds) + '\n  ' + USAGE_EXIT
+
+
+def add_command(commands, name, help_text, exit_kind, common):
+    return commands.add_parser(name, help=help_text, description=help_text[0].upper() + help_text[1:] + '.',
+                               epilog=epilog(exit_kind), parents=[common],
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog='camvirt', description='Control the camera VMs through camvirtd.')
+    parser = argparse.ArgumentParser(prog='camvirt', description='Control the camera VMs through camvirtd.',
+                                     epilog=epilog('command', 'status', 'config'),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--version', action='version', version='camvirt {}'.format(__version__))
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument('--no-color', action='store_true',
+                        help='no colours (also when NO_COLOR is set; never on a pipe or with --json)')
     commands = parser.add_subparsers(dest='command', metavar='COMMAND')
     commands.required = True
-    init = commands.add_parser('init', help='start the VMs and wait until their cameras answer')
+    init = add_command(commands, 'init', 'start the VMs and wait until their cameras answer', 'command', common)
     init.add_argument('domains', nargs='*', metavar='DOMAIN', help='only these domains (default: all)')
-    kill = commands.add_parser('kill', help='shut the VMs down and wait until they are off')
+    kill = add_command(commands, 'kill', 'shut the VMs down and wait until they are off', 'command', common)
     kill.add_argument('domains', nargs='*', metavar='DOMAIN', help='only these domains (default: all)')
     kill.add_argument('--force', action='store_true',
                       help='power off (libvirt destroy) what still runs when shutdown_timeout passes')
-    restart_parser = commands.add_parser('restart', help='kill, then init')
+    restart_parser = add_command(commands, 'restart', 'kill, then init (not run if kill fails)', 'command', common)
     restart_parser.add_argument('domains', nargs='*', metavar='DOMAIN', help='only these domains (default: all)')
-    status = commands.add_parser('status', help='show each VM and camera')
-    status.add_argument('--json', action='store_true', help='print the raw status as JSON')
+    status = add_command(commands, 'status', 'show each VM and camera', 'status', common)
+    status.add_argument('--json', action='store_true', help='print the raw status as JSON (times in UTC)')
     status.add_argument('--all', action='store_true',
                         help='every config in /etc/camvirtd (or in CAMVIRTD_CONFIG_PATH, ":"-separated)')
-    config = commands.add_parser('config', help='show the resolved config: server, port, domains')
+    status.add_argument('--watch', action='store_true',
+                        help='follow changes (about once a second) until Ctrl-C; plain lines on change when '
+                             'not on a terminal, a JSON document per change with --json')
+    config = add_command(commands, 'config', 'show the resolved config: server, port, domains', 'config', common)
     config.add_argument('--json', action='store_true', help='print as JSON')
     return parser
 
 
+# Exit status after Ctrl-C outside --watch: the shell's own for SIGINT.
+EXIT_INTERRUPTED = 130
+
+
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == 'status' and args.all and args.watch:
+        parser.error('--watch follows one camvirtd: it cannot be used with --all')
+    as_json = getattr(args, 'json', False)
+    output = Output(sys.stdout, color=colour_wanted(sys.stdout, args.no_color) and not as_json)
+    try:
+        return run(args, as_json, output)
+    except KeyboardInterrupt:
+        # The command goes on in camvirtd: only this client stops waiting for it.
+        print('\ncamvirt: interrupted; a command already sent carries on in camvirtd (see camvirt status)',
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def run(args, as_json, output):
     if args.command == 'status' and args.all:
-        return show_fleet(args.json)
+        return show_fleet(as_json, output)
     try:
         config = load_client_config()
     except ClientError as e:
         print('camvirt: {}'.format(e), file=sys.stderr)
         return 1
     if args.command == 'init':
-        return run_command(config, 'initialize', config.initialize_timeout, args.domains)
+        return run_command(config, 'initialize', config.initialize_timeout, args.domains, output=output)
     if args.command == 'kill':
         extra = (True,) if args.force else ()
-        return run_command(config, 'shutdown', config.shutdown_timeout, args.domains, *extra)
+        return run_command(config, 'shutdown', config.shutdown_timeout, args.domains, *extra, output=output)
     if args.command == 'restart':
-        return restart(config, args.domains)
+        return restart(config, args.domains, output)
     if args.command == 'status':
-        return show_status(config, args.json)
+        if args.watch:
+            return watch_status(config, as_json, output)
+        return show_status(config, as_json, output)
     return show_config(config, args.json)

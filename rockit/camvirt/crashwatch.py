@@ -65,6 +65,11 @@ class CrashWatch:
         self._changed()
         return dict(stop)
 
+    def expected_running(self):
+        """The domains that should run now, in no particular order."""
+        with self._lock:
+            return list(self._expected)
+
     def unexpected_stop(self, name):
         with self._lock:
             return self._stops.get(name)

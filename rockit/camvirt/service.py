@@ -12,6 +12,7 @@ import threading
 import Pyro4
 import Pyro4.errors
 
+from . import __version__
 from .cameras import CameraProbe
 from .config import ConfigError, load_config
 from .api import CamvirtAPI
@@ -106,6 +107,7 @@ def main(argv=None):
     parser.add_argument('--state-dir', metavar='DIR',  # [issue 13]
                         help='folder of the state file kept across restarts (default: $STATE_DIRECTORY, '
                              'else /var/lib/camvirtd for root, else ~/.local/state/camvirtd)')
+    parser.add_argument('--version', action='version', version='camvirtd {}'.format(__version__))
     args = parser.parse_args(argv)
     config = load_or_exit(args.config)
     state_file = checked_state_path(args)  # [issue 13]

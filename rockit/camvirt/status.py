@@ -53,6 +53,8 @@ class Status:
             'libvirt_connected': self._hypervisor.connected,
             'command': running.name if running else None,
             'last_command': self._commands.last_command,
+            # What camvirtd expects to run (after initialize, until shutdown or an unexpected stop).
+            'should_run': [name for name in self._config.domains if name in self._commands.crashes.expected_running()],
             'domains': [self._domain_entry(name, states[name], by_id) for name in self._config.domains],
         }
 
