@@ -14,9 +14,13 @@ import time
 import libvirt
 import Pyro4
 
+from .addresses import ControlMachines  # issue 14
+from .arguments import command_problem, is_camera_id  # issue 14
 from .cameras import wait_until_answering
 from .constants import OFFLINE_CAMERA_STATUS, CameraState, CommandStatus, VMState
 from .crashwatch import CrashWatch
+from .logtext import quote  # issue 14
+from .refusals import RefusalLog  # issue 14
 
 # Who a command that camvirtd starts itself (restart_crashed) is logged as coming from.
 SELF = 'camvirtd'
@@ -102,8 +106,11 @@ class Command:
 class CamvirtDaemon:
     """The object camvirtd serves over Pyro4."""
 
-    def __init__(self, config, hypervisor, probe, log):
+    def __init__(self, config, hypervisor, probe, log, refusals=None):
         self._config = config
+        # issue 14: callers' refusals rate-limited; control machines compared as addresses.
+        self._refusals = refusals or RefusalLog(log)
+        self._control = ControlMachines(config.control_ips)
         self._hypervisor = hypervisor
         self._probe = probe
         self._log = log
@@ -118,6 +125,9 @@ class CamvirtDaemon:
     @Pyro4.expose
     def initialize(self, domains=None):
         """Starts the VMs that are off and waits until every camd in them answers."""
+        problem = command_problem(domains)  # issue 14: arguments checked before anything acts
+        if problem:
+            return self._refuse_arguments('initialize', problem)
         return self._initialize(domains, caller_ip())
 
     def _initialize(self, domains, caller):
@@ -134,6 +144,9 @@ class CamvirtDaemon:
     def shutdown(self, domains=None, force=None):
         """Asks the running VMs to shut down and waits until they are off. With force (default: the
         config's force_shutdown), powers off whatever still runs when shutdown_timeout passes."""
+        problem = command_problem(domains, force)  # issue 14: arguments checked before anything acts
+        if problem:
+            return self._refuse_arguments('shutdown', problem)
         force = self._config.force_shutdown if force is None else bool(force)
         with self._command_session('shutdown', domains, caller_ip()) as command:
             if command.status is None:
@@ -144,22 +157,27 @@ class CamvirtDaemon:
                     command.problems = self._power_off(command)
         return command.status
 
+    def _refuse_arguments(self, name, problem):
+        """issue 14: a command with arguments of the wrong shape changes nothing, not last_command."""
+        self._refusals.refused(caller_ip(), name, 'invalid arguments', problem)
+        return CommandStatus.InvalidArguments
+
     @contextlib.contextmanager
     def _command_session(self, name, requested, ip):
         """Checks the caller, takes the command lock and logs the outcome. Yields a Command whose
         status is already set when the command is refused."""
         domains, unknown = select_domains(self._config.domains, requested)
         command = Command(name, domains)
-        if ip != SELF and ip not in self._config.control_ips:
-            self._log.warning('refused {} from {}: not a control machine'.format(name, ip))
+        if ip != SELF and ip not in self._control:
+            self._refusals.refused(ip, name, 'not a control machine')
             command.status = CommandStatus.InvalidControlIP
         elif unknown:
-            self._log.warning('refused {}: unknown domain {}'.format(name, ', '.join(map(str, unknown))))
+            named = quote(unknown[0]) if len(unknown) == 1 else quote(unknown)
+            self._refusals.refused(ip, name, 'unknown domain', named)
             command.status = CommandStatus.UnknownDomain
         elif not self._command_lock.acquire(blocking=False):
             running = self._command  # may be None for an instant while the holder starts or ends
-            self._log.warning('refused {} from {}: {} is running'.format(
-                name, ip, running.name if running else 'another command'))
+            self._refusals.refused(ip, name, '{} is running'.format(running.name if running else 'another command'))
             command.status = CommandStatus.Blocked
         if command.status is not None:
             yield command
@@ -321,10 +339,10 @@ class CamvirtDaemon:
     @Pyro4.expose
     def report_camera_status(self, camera_id):
         """camd's report_status() with 'vm_active': True, or the offline reply."""
-        camera = self._config.cameras.get(camera_id)
+        camera = self._config.cameras.get(camera_id) if is_camera_id(camera_id) else None  # issue 14
         if camera is None:
-            raise ValueError('unknown camera id {!r} (this camvirtd has {})'.format(
-                camera_id, ', '.join(sorted(self._config.cameras))))
+            raise ValueError('unknown camera id {} (this camvirtd has {})'.format(
+                quote(camera_id), ', '.join(sorted(self._config.cameras))))
         if self._command is not None:
             return dict(OFFLINE_CAMERA_STATUS)
         return self._camera_status(camera, self._hypervisor.state(camera.domain))

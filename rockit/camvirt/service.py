@@ -12,15 +12,18 @@ import threading
 import Pyro4
 import Pyro4.errors
 
+from . import wire  # issue 14: the hardened Pyro server
+from .addresses import ControlMachines  # issue 14
 from .cameras import CameraProbe
 from .config import ConfigError, load_config
 from .hypervisor import Hypervisor
 from .obslog import ObservatoryLog
+from .refusals import RefusalLog  # issue 14
 from .registry import RegistryError, load_registry
 from .server import CamvirtDaemon
 
-# Each dashboard or client connection holds a worker thread while it is open; opsd holds one for
-# the length of a command.
+# Pyro4's own thread-pool server (tests that serve in-process): each connection holds a worker
+# thread while it is open. camvirtd itself serves with wire.HardenedDaemon (issue 14).
 THREADPOOL_SIZE = 200
 
 
@@ -30,6 +33,7 @@ def configure_pyro():
     Pyro4.config.SERVERTYPE = 'thread'
     Pyro4.config.THREADPOOL_SIZE = THREADPOOL_SIZE
     Pyro4.config.DETAILED_TRACEBACK = False
+    wire.configure_pyro()  # issue 14: serpent only, oneway calls on the bounded workers
 
 
 class StopRequest:
@@ -93,16 +97,18 @@ def main(argv=None):
     config = load_or_exit(args.config)
     configure_pyro()
     address = config.daemon
+    log = ObservatoryLog(config.log_name, config.log_daemon)
+    refusals = RefusalLog(log)  # issue 14
     try:
-        pyro = Pyro4.Daemon(host=address.host, port=address.port)
+        pyro = wire.HardenedDaemon(address.host, address.port, refusals,  # issue 14
+                                   privileged=ControlMachines(config.control_ips).__contains__)
     except (OSError, Pyro4.errors.CommunicationError) as e:
         print('camvirtd: cannot listen on {}:{}: {}'.format(address.host, address.port, e), file=sys.stderr)
         sys.exit(1)
 
-    log = ObservatoryLog(config.log_name, config.log_daemon)
     hypervisor = Hypervisor(config.libvirt_uri, config.domains, log)
     probe = CameraProbe(config.camera_timeout)
-    uri = pyro.register(CamvirtDaemon(config, hypervisor, probe, log), objectId=address.object_id)
+    uri = pyro.register(CamvirtDaemon(config, hypervisor, probe, log, refusals), objectId=address.object_id)
     hypervisor.start()
 
     stop = StopRequest()
@@ -117,4 +123,5 @@ def main(argv=None):
     server.join(timeout=5)
     hypervisor.stop()
     probe.close()
+    refusals.flush()  # issue 14: the last interval's summaries
     return 0

@@ -1,0 +1,468 @@
+"""camvirtd's Pyro4 server, hardened against hostile and careless callers on its network port.
+
+Pyro4's own thread-pool server gives each connection a worker thread for as long as it is open and
+reads whatever size a message header declares: 200 idle sockets lock everyone out and one 2 GiB
+header reserves 2 GiB. This server keeps Pyro4's protocol and request handling (the Daemon's
+_handshake and handleRequest, so plain Pyro4 proxies see no difference) and changes who waits for what:
+
+- one selector thread accepts connections and reads every message into memory, header first: a
+  message whose header declares more than MAX_MESSAGE_SIZE is refused before its body is read;
+- a connection must bring a complete message within IDLE_TIMEOUT of opening or of its last reply, or
+  it is dropped (idle, slow and half-open connections cost a socket and a few bytes meanwhile);
+- complete messages go to a fixed pool of WORKERS threads, taken round-robin by source address with at
+  most IN_FLIGHT_PER_SOURCE at once for any source, so one address cannot take every worker. A call
+  runs as long as it needs: a connection whose request is being served has no deadline;
+- connections are limited in total and per source address (control machines are exempt from the
+  total, so opsd always gets in); oneway calls run on the workers too (ONEWAY_THREADED off).
+Every refusal goes to a RefusalLog, which rate-limits the lines.
+"""
+
+import collections
+import ipaddress
+import selectors
+import socket
+import threading
+import time
+
+import Pyro4
+import Pyro4.core
+import Pyro4.errors
+import Pyro4.util
+from Pyro4 import message, socketutil
+
+from .addresses import canonical
+
+# Every real camvirtd request is under 2 KB; this is far above, and small enough that every
+# connection at once holding a message this big costs MAX_CONNECTIONS * 64 KiB = 32 MiB.
+MAX_MESSAGE_SIZE = 64 * 1024
+MAX_CONNECTIONS = 512
+MAX_CONNECTIONS_PER_SOURCE = 32
+# A connection must bring a complete request within this long of opening or of its last reply.
+IDLE_TIMEOUT = 10.0
+# How long a reply may take to leave (a caller that does not read it holds a worker this long).
+SEND_TIMEOUT = 10.0
+WORKERS = 16
+IN_FLIGHT_PER_SOURCE = 4
+# The selector thread wakes at least this often to drop expired connections and flush refusals.
+TICK = 0.25
+ACCEPTS_PER_TICK = 64
+
+SERPENT_ID = Pyro4.util.get_serializer('serpent').serializer_id
+SERIALIZER_NAMES = {1: 'serpent', 2: 'json', 3: 'marshal', 4: 'pickle', 5: 'dill', 6: 'msgpack'}
+# Serializers a refusal is answered in (it serializes only our own message): the caller then reads
+# why. Never pickle or dill, whose readers run what they read.
+ANSWERED_SERIALIZERS = {'serpent', 'json', 'marshal'}
+HEADER_SIZE = message.Message.header_size
+
+
+def configure_pyro():
+    """The process-wide Pyro4 settings this server relies on (camvirtd serves one daemon)."""
+    Pyro4.config.SERIALIZERS_ACCEPTED = {'serpent'}  # the rockit family's; nothing else is parsed
+    Pyro4.config.ONEWAY_THREADED = False  # a oneway call runs on a worker, not a thread of its own
+    Pyro4.config.DETAILED_TRACEBACK = False
+
+
+def listen(host, port, backlog=128):
+    """A listening TCP socket; '::' listens on IPv6 and IPv4 both (dual stack)."""
+    family = socket.AF_INET6 if ':' in host else socket.AF_INET
+    dual = family == socket.AF_INET6 and ipaddress.ip_address(host.split('%')[0]).is_unspecified
+    sock = socket.create_server((host, port), family=family, backlog=backlog, dualstack_ipv6=dual)
+    sock.setblocking(False)
+    return sock
+
+
+class BufferedConnection(socketutil.SocketConnection):
+    """A client connection as Pyro's Daemon sees it: recv() gives the bytes of the one complete
+    message the selector thread read, send() writes to the socket (bounded by its timeout)."""
+
+    def __init__(self, sock):
+        super().__init__(sock)
+        self._input = memoryview(b'')
+        self._position = 0
+
+    def feed(self, data):
+        self._input = memoryview(data)
+        self._position = 0
+
+    def recv(self, size):
+        end = self._position + size
+        if end > len(self._input):
+            raise Pyro4.errors.ConnectionClosedError('message ended early')
+        chunk = self._input[self._position:end].tobytes()
+        self._position = end
+        return chunk
+
+
+class Client:
+    """One accepted connection and the message being read from it."""
+
+    def __init__(self, sock, source, deadline):
+        self.conn = BufferedConnection(sock)
+        self.source = source
+        self.buffer = bytearray()
+        self.expected = HEADER_SIZE
+        self.deadline = deadline
+        self.handshaken = False
+        self.busy = False
+
+    @property
+    def sock(self):
+        return self.conn.sock
+
+    def take_message(self):
+        data = bytes(self.buffer)
+        self.buffer = bytearray()
+        self.expected = HEADER_SIZE
+        return data
+
+
+def header_problem(header, handshaken, limit):
+    """Why a message with this header is refused before its body is read, or None."""
+    size = header.data_size + header.annotations_size
+    if header.data_size < 0 or size > limit:
+        return 'message too large', '{} bytes declared, the limit is {}'.format(size, limit)
+    allowed = (message.MSG_INVOKE, message.MSG_PING) if handshaken else (message.MSG_CONNECT,)
+    if header.type not in allowed:
+        return 'unexpected message type', str(header.type)
+    if header.type != message.MSG_PING and header.serializer_id != SERPENT_ID:  # a ping's data is not read
+        return 'serializer', 'camvirtd accepts serpent only, not {}'.format(
+            SERIALIZER_NAMES.get(header.serializer_id, 'serializer id {}'.format(header.serializer_id)))
+    return None
+
+
+class FairJobs:
+    """Jobs queued per source; take() hands them out round-robin by source, never more than
+    `per_source` of one source at once."""
+
+    def __init__(self, per_source):
+        self._per_source = per_source
+        self._cond = threading.Condition()
+        self._queues = collections.OrderedDict()  # source -> deque of jobs, in round-robin order
+        self._running = collections.Counter()
+        self._closed = False
+
+    def put(self, source, job):
+        with self._cond:
+            self._queues.setdefault(source, collections.deque()).append(job)
+            self._cond.notify()
+
+    def take(self):
+        """(source, job), waiting for one; None once closed."""
+        with self._cond:
+            while not self._closed:
+                for source in list(self._queues):
+                    if self._running[source] < self._per_source:
+                        queue = self._queues.pop(source)
+                        job = queue.popleft()
+                        if queue:
+                            self._queues[source] = queue  # to the back of the round
+                        self._running[source] += 1
+                        return source, job
+                self._cond.wait()
+            return None
+
+    def done(self, source):
+        with self._cond:
+            self._running[source] -= 1
+            if not self._running[source]:
+                del self._running[source]
+            self._cond.notify_all()
+
+    def close(self):
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+
+class HardenedServer:
+    """The transport server of a HardenedDaemon (Pyro4's transportServer interface: loop, shutdown,
+    close, sock, sockets, locationStr). Its loop runs in the thread that calls Daemon.requestLoop;
+    it owns the worker threads and stops them in close()."""
+
+    def __init__(self, daemon, listener, refusals, privileged, limits):
+        self.daemon = daemon
+        self.sock = listener
+        self.limits = limits
+        self._refusals = refusals
+        self._privileged = privileged
+        host, port = listener.getsockname()[:2]
+        self.locationStr = '[{}]:{}'.format(host, port) if ':' in host else '{}:{}'.format(host, port)
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(listener, selectors.EVENT_READ, None)
+        self._wake_read, self._wake_write = socket.socketpair()
+        self._wake_read.setblocking(False)
+        self._wake_write.setblocking(False)
+        self._selector.register(self._wake_read, selectors.EVENT_READ, None)
+        self._clients = set()
+        self._per_source = collections.Counter()
+        self._returned = collections.deque()  # (client, keep) from the workers
+        self._jobs = FairJobs(limits['in_flight_per_source'])
+        self._stopping = threading.Event()
+        self._loop_done = threading.Event()
+        self._loop_done.set()
+        self._next_sweep = 0.0
+        self._workers = [threading.Thread(target=self._work, name='pyro-worker-{}'.format(i), daemon=True)
+                         for i in range(limits['workers'])]
+        for worker in self._workers:
+            worker.start()
+
+    @property
+    def sockets(self):
+        return [self.sock]
+
+    def __repr__(self):
+        return '<HardenedServer on {}; {} connections>'.format(self.locationStr, len(self._clients))
+
+    # --- the selector thread ----------------------------------------------------------------------
+
+    def loop(self, loopCondition=lambda: True):  # noqa: N803 (Pyro4's name)
+        self._loop_done.clear()
+        try:
+            while not self._stopping.is_set() and loopCondition():
+                self._step()
+        finally:
+            self._loop_done.set()
+
+    def _step(self):
+        for key, _ in self._selector.select(TICK):
+            if key.fileobj is self.sock:
+                self._accept()
+            elif key.fileobj is self._wake_read:
+                self._drain_wake()
+            else:
+                self._read(key.data)
+        self._take_returns()
+        now = time.monotonic()
+        if now >= self._next_sweep:
+            self._next_sweep = now + TICK
+            self._drop_expired(now)
+            self._refusals.flush_due()
+
+    def _accept(self):
+        for _ in range(ACCEPTS_PER_TICK):
+            try:
+                sock, peer = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:  # EMFILE and the like: the backlog keeps them until a socket frees
+                self._refusals.refused('(unknown)', 'connection', 'cannot accept', e.strerror or str(e))
+                return
+            source = canonical(peer[0])
+            problem = self._admission_problem(source)
+            if problem:
+                sock.close()
+                self._refusals.refused(source, 'connection', problem)
+                continue
+            sock.settimeout(self.limits['send_timeout'])  # for the workers' replies; reads wait on select
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            client = Client(sock, source, time.monotonic() + self.limits['idle_timeout'])
+            self._clients.add(client)
+            self._per_source[source] += 1
+            self._selector.register(sock, selectors.EVENT_READ, client)
+
+    def _admission_problem(self, source):
+        if self._per_source[source] >= self.limits['max_connections_per_source']:
+            return 'too many connections from this address'
+        if len(self._clients) >= self.limits['max_connections'] and not self._privileged(source):
+            return 'too many connections'
+        return None
+
+    def _read(self, client):
+        try:
+            data = client.sock.recv(min(client.expected - len(client.buffer), 65536))
+        except (BlockingIOError, InterruptedError, socket.timeout):
+            return
+        except OSError:
+            data = b''
+        if not data:
+            self._drop(client)  # the caller closed or reset it
+            return
+        client.buffer += data
+        if len(client.buffer) < client.expected:
+            return
+        if client.expected == HEADER_SIZE and not self._read_header(client):
+            return
+        if len(client.buffer) == client.expected:
+            self._dispatch(client)
+
+    def _read_header(self, client):
+        """Sets how long the message is; refuses and drops the client when it is not acceptable."""
+        try:
+            header = message.Message.from_header(bytes(client.buffer))
+        except Pyro4.errors.ProtocolError as e:
+            self._refuse(client, 'not a Pyro message', str(e))
+            return False
+        problem = header_problem(header, client.handshaken, self.limits['max_message_size'])
+        if problem:
+            self._refuse(client, *problem, header=header)
+            return False
+        client.expected = HEADER_SIZE + header.annotations_size + header.data_size
+        return True
+
+    def _dispatch(self, client):
+        self._selector.unregister(client.sock)
+        client.busy = True
+        self._jobs.put(client.source, (client, client.take_message()))
+
+    def _take_returns(self):
+        while self._returned:
+            client, keep = self._returned.popleft()
+            client.busy = False
+            if not keep or self._stopping.is_set():
+                self._drop(client)
+                continue
+            client.deadline = time.monotonic() + self.limits['idle_timeout']
+            self._selector.register(client.sock, selectors.EVENT_READ, client)
+
+    def _drop_expired(self, now):
+        for client in [c for c in self._clients if not c.busy and c.deadline <= now]:
+            why = 'incomplete message' if client.buffer else 'idle'
+            self._refuse(client, why, 'no complete request within {:g} s'.format(self.limits['idle_timeout']))
+
+    def _refuse(self, client, why, detail, header=None):
+        self._refusals.refused(client.source, 'connection', why, detail)
+        if header is not None:
+            self._send_refusal(client, header, '{}: {}'.format(why, detail))
+        self._drop(client)
+
+    @staticmethod
+    def _send_refusal(client, header, text):
+        """A best-effort error reply to a refused message (a plain Pyro4 client then raises an error
+        that says why): sent without waiting, so it is lost when the caller's buffers are full."""
+        if SERIALIZER_NAMES.get(header.serializer_id) not in ANSWERED_SERIALIZERS:
+            return
+        serializer = Pyro4.util.get_serializer_by_id(header.serializer_id)
+        if header.type == message.MSG_CONNECT:
+            data, _ = serializer.serializeData('camvirtd refused the connection: ' + text)
+            reply = message.Message(message.MSG_CONNECTFAIL, data, header.serializer_id, 0, header.seq)
+        else:
+            error = Pyro4.errors.ProtocolError('camvirtd refused the request: ' + text)
+            data, _ = serializer.serializeData(error)
+            reply = message.Message(message.MSG_RESULT, data, header.serializer_id, message.FLAGS_EXCEPTION,
+                                    header.seq)
+        try:
+            client.sock.setblocking(False)
+            client.sock.send(reply.to_bytes())
+        except OSError:
+            pass  # the caller is gone or its buffers are full: it learns from the closed connection
+
+    def _drop(self, client):
+        if client not in self._clients:
+            return
+        self._clients.discard(client)
+        self._per_source[client.source] -= 1
+        if not self._per_source[client.source]:
+            del self._per_source[client.source]
+        if not client.busy:
+            try:
+                self._selector.unregister(client.sock)
+            except (KeyError, ValueError):
+                pass
+        client.conn.close()
+
+    def _drain_wake(self):
+        try:
+            while self._wake_read.recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+
+    def _wake(self):
+        try:
+            self._wake_write.send(b'\0')
+        except (BlockingIOError, InterruptedError):
+            pass  # a wake-up is pending already
+        except OSError:
+            pass  # closed: the server is stopping
+
+    # --- the workers ------------------------------------------------------------------------------
+
+    def _work(self):
+        while True:
+            taken = self._jobs.take()
+            if taken is None:
+                return
+            source, (client, data) = taken
+            try:
+                keep = self._serve(client, data)
+            finally:
+                self._jobs.done(source)
+            self._returned.append((client, keep))
+            self._wake()
+
+    def _serve(self, client, data):
+        """Handles one complete message with Pyro's Daemon; whether to keep the connection."""
+        client.conn.feed(data)
+        try:
+            if not client.handshaken:
+                client.handshaken = self.daemon._handshake(client.conn)  # pylint: disable=protected-access
+                return client.handshaken
+            self.daemon.handleRequest(client.conn)
+            return True
+        except (OSError, Pyro4.errors.ConnectionClosedError, Pyro4.errors.TimeoutError):
+            return False
+        except Exception as e:  # pylint: disable=broad-except
+            # Pyro answered the caller already where it could (a bad message, a refused serializer).
+            self._refusals.refused(client.source, 'request', 'bad request', '{}: {}'.format(type(e).__name__, e))
+            return False
+
+    # --- stopping ---------------------------------------------------------------------------------
+
+    def shutdown(self):
+        self._stopping.set()
+        self._wake()
+
+    def close(self):
+        """Stops the loop, the workers (a worker still in a call is left to end: calls cannot be
+        interrupted) and closes every socket."""
+        self.shutdown()
+        self._loop_done.wait(timeout=5)
+        self._jobs.close()
+        deadline = time.monotonic() + 2
+        for worker in self._workers:
+            worker.join(timeout=max(0.0, deadline - time.monotonic()))
+        for client in list(self._clients):
+            self._drop(client)
+        self._selector.close()
+        self.sock.close()
+        self._wake_read.close()
+        self._wake_write.close()
+
+
+DEFAULT_LIMITS = {
+    'max_message_size': MAX_MESSAGE_SIZE,
+    'max_connections': MAX_CONNECTIONS,
+    'max_connections_per_source': MAX_CONNECTIONS_PER_SOURCE,
+    'idle_timeout': IDLE_TIMEOUT,
+    'send_timeout': SEND_TIMEOUT,
+    'workers': WORKERS,
+    'in_flight_per_source': IN_FLIGHT_PER_SOURCE,
+}
+
+
+class HardenedDaemon(Pyro4.core.Daemon):
+    """A Pyro4 Daemon served by a HardenedServer, whose error replies carry no traceback (no local
+    file paths: the exception's own message says what was wrong).
+
+    refusals: a RefusalLog; privileged(source) -> whether an address may connect beyond the total
+    limit (the control machines); limits: overrides of DEFAULT_LIMITS."""
+
+    def __init__(self, host, port, refusals, privileged=None, limits=None):
+        listener = listen(host, port)
+        # Pyro4's Daemon makes its transport server in __init__ from config.SERVERTYPE ('thread' or
+        # 'multiplex', both unfit here). Given a connected socket it makes a passive single-connection
+        # one instead, which is replaced at once: a socketpair nobody else sees.
+        placeholder, other = socket.socketpair()
+        try:
+            super().__init__(connected_socket=placeholder)
+        finally:
+            other.close()
+        self.transportServer.conn = None
+        placeholder.close()
+        merged = dict(DEFAULT_LIMITS, **(limits or {}))
+        self.transportServer = HardenedServer(self, listener, refusals, privileged or (lambda _: False), merged)
+        self.locationStr = self.transportServer.locationStr
+
+    def _sendExceptionResponse(self, connection, seq, serializer_id, exc_value, tbinfo, flags=0,  # noqa: N802
+                               annotations=None):
+        super()._sendExceptionResponse(connection, seq, serializer_id, exc_value, [], flags, annotations)
