@@ -101,7 +101,8 @@ def test_refused_ip_exits_10(make_world, tmp_path):
 def test_unknown_domain(make_world, tmp_path):
     world = make_world(domains=1)
     result = camvirt(world.client_env(tmp_path), 'init', 'nosuch')
-    assert (result.returncode, result.stdout.strip()) == (3, 'invalid arguments (unknown domain name or malformed request)')
+    assert (result.returncode, result.stdout.strip()) == (
+        3, 'invalid arguments (unknown domain name or malformed request)')
 
 
 def test_unreachable_daemon(tmp_path):

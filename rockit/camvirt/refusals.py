@@ -15,8 +15,8 @@ from .logtext import one_line
 
 INTERVAL = 10.0
 # Lines logged one by one per source and interval, and over all sources (many addresses, one attacker).
-LINES_PER_SOURCE = 5
-LINES_PER_INTERVAL = 30
+LINES_PER_SOURCE = 10
+LINES_PER_INTERVAL = 50
 # Sources named in the summaries of one interval; the rest are summed up in one line.
 SUMMARISED_SOURCES = 20
 # Sources counted apart in one interval (an IPv6 attacker has many addresses); beyond, one count.

@@ -104,6 +104,7 @@ class Client:
         self.deadline = deadline
         self.handshaken = False
         self.busy = False
+        self.header = None  # of the message being read
 
     @property
     def sock(self):
@@ -124,10 +125,17 @@ def header_problem(header, handshaken, limit):
     allowed = (message.MSG_INVOKE, message.MSG_PING) if handshaken else (message.MSG_CONNECT,)
     if header.type not in allowed:
         return 'unexpected message type', str(header.type)
-    if header.type != message.MSG_PING and header.serializer_id != SERPENT_ID:  # a ping's data is not read
-        return 'serializer', 'camvirtd accepts serpent only, not {}'.format(
-            SERIALIZER_NAMES.get(header.serializer_id, 'serializer id {}'.format(header.serializer_id)))
     return None
+
+
+def serializer_problem(header):
+    """Why a complete message is refused unparsed for its serializer, or None. Checked once the
+    (bounded) message is read, so that the caller's socket has nothing unread when it is closed and
+    reads the refusal instead of a reset."""
+    if header.type == message.MSG_PING or header.serializer_id == SERPENT_ID:  # a ping's data is not read
+        return None
+    return 'serializer', 'camvirtd accepts serpent only, not {}'.format(
+        SERIALIZER_NAMES.get(header.serializer_id, 'serializer id {}'.format(header.serializer_id)))
 
 
 class FairJobs:
@@ -296,10 +304,15 @@ class HardenedServer:
         if problem:
             self._refuse(client, *problem, header=header)
             return False
+        client.header = header
         client.expected = HEADER_SIZE + header.annotations_size + header.data_size
         return True
 
     def _dispatch(self, client):
+        problem = serializer_problem(client.header)
+        if problem:
+            self._refuse(client, *problem, header=client.header)
+            return
         self._selector.unregister(client.sock)
         client.busy = True
         self._jobs.put(client.source, (client, client.take_message()))
