@@ -46,6 +46,8 @@ IN_FLIGHT_PER_SOURCE = 4
 # The selector thread wakes at least this often to drop expired connections and flush refusals.
 TICK = 0.25
 ACCEPTS_PER_TICK = 64
+# After accept() failed (out of file descriptors), the listener rests this long instead of spinning.
+ACCEPT_PAUSE = 0.5
 
 SERPENT_ID = Pyro4.util.get_serializer('serpent').serializer_id
 SERIALIZER_NAMES = {1: 'serpent', 2: 'json', 3: 'marshal', 4: 'pickle', 5: 'dill', 6: 'msgpack'}
@@ -209,6 +211,7 @@ class HardenedServer:
         self._loop_done = threading.Event()
         self._loop_done.set()
         self._next_sweep = 0.0
+        self._accept_paused_until = None
         self._workers = [threading.Thread(target=self._work, name='pyro-worker-{}'.format(i), daemon=True)
                          for i in range(limits['workers'])]
         for worker in self._workers:
@@ -241,6 +244,9 @@ class HardenedServer:
                 self._read(key.data)
         self._take_returns()
         now = time.monotonic()
+        if self._accept_paused_until is not None and now >= self._accept_paused_until:
+            self._accept_paused_until = None
+            self._selector.register(self.sock, selectors.EVENT_READ, None)
         if now >= self._next_sweep:
             self._next_sweep = now + TICK
             self._drop_expired(now)
@@ -254,6 +260,8 @@ class HardenedServer:
                 return
             except OSError as e:  # EMFILE and the like: the backlog keeps them until a socket frees
                 self._refusals.refused('(unknown)', 'connection', 'cannot accept', e.strerror or str(e))
+                self._selector.unregister(self.sock)
+                self._accept_paused_until = time.monotonic() + ACCEPT_PAUSE
                 return
             source = canonical(peer[0])
             problem = self._admission_problem(source)
