@@ -1,6 +1,6 @@
 from conftest import ListLog
 
-from rockit.camvirt.refusals import LINES_PER_INTERVAL, LINES_PER_SOURCE, RefusalLog
+from rockit.camvirt.refusals import FLOOD_REFUSALS, LINES_PER_INTERVAL, LINES_PER_SOURCE, RefusalLog
 
 
 class Clock:
@@ -55,3 +55,16 @@ def test_details_cannot_forge_or_bloat_a_line():
     RefusalLog(log).refused('127.0.0.2', 'initialize', 'unknown domain', 'x\nERROR: forged' + 'y' * 10 ** 6)
     (_, line), = log.lines
     assert '\n' not in line and len(line) < 500
+
+
+def test_a_source_refused_too_often_is_flooding_until_the_interval_ends():
+    log, clock = ListLog(), Clock()
+    refusals = RefusalLog(log, interval=10, clock=clock)
+    for _ in range(FLOOD_REFUSALS - 1):
+        refusals.refused('127.0.0.2', 'initialize', 'not a control machine')
+    assert not refusals.flooding('127.0.0.2')
+    refusals.refused('127.0.0.2', 'initialize', 'not a control machine')
+    assert refusals.flooding('127.0.0.2') and not refusals.flooding('127.0.0.3')
+    clock.now += 10
+    refusals.flush_due()
+    assert not refusals.flooding('127.0.0.2')

@@ -10,7 +10,7 @@ import pytest
 from conftest import ListLog, free_port, wait_until
 
 from rockit.camvirt import wire
-from rockit.camvirt.refusals import RefusalLog
+from rockit.camvirt.refusals import FLOOD_REFUSALS, RefusalLog
 from testworld import attacks
 
 
@@ -39,7 +39,8 @@ def served():
 
     def serve(**limits):
         port = free_port()
-        daemon = wire.HardenedDaemon('127.0.0.1', port, RefusalLog(log), privileged=lambda s: s == '127.0.0.1',
+        serve.refusals = RefusalLog(log)
+        daemon = wire.HardenedDaemon('127.0.0.1', port, serve.refusals, privileged=lambda s: s == '127.0.0.1',
                                      limits=limits)
         echo = Echo()
         uri = daemon.register(echo, objectId='echo')
@@ -163,3 +164,13 @@ def test_fair_jobs_take_sources_in_turn_within_their_limit():
     assert jobs.take() == ('a', 'a2')
     jobs.close()
     assert jobs.take() is None
+
+
+def test_a_flooding_source_is_not_served_until_the_interval_ends_but_a_privileged_one_is(served):
+    uri, port, echo, _ = served()
+    for source in ('127.0.0.2', '127.0.0.1'):
+        for _ in range(FLOOD_REFUSALS):
+            served.refusals.refused(source, 'initialize', 'not a control machine')
+    with pytest.raises(ConnectionError):
+        attacks.handshake('127.0.0.1', port, 'echo', source='127.0.0.2')
+    assert call(uri, 'echo', 'privileged') == 'privileged'

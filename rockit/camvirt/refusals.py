@@ -19,6 +19,9 @@ LINES_PER_SOURCE = 10
 LINES_PER_INTERVAL = 50
 # Sources named in the summaries of one interval; the rest are summed up in one line.
 SUMMARISED_SOURCES = 20
+# A source refused this often in one interval is flooding: the server stops serving it (see
+# flooding()) until the interval ends, so that a flood costs camvirtd almost nothing.
+FLOOD_REFUSALS = 200
 # Sources counted apart in one interval (an IPv6 attacker has many addresses); beyond, one count.
 COUNTED_SOURCES = 10000
 OTHER_SOURCES = 'other sources'
@@ -64,6 +67,11 @@ class RefusalLog:
             self._logged += 1
         line = 'refused {} from {}: {}'.format(what, source, why)
         self._log.warning(one_line(line + ': ' + detail if detail else line))
+
+    def flooding(self, source):
+        """Whether `source` has been refused FLOOD_REFUSALS times or more in this interval."""
+        entry = self._sources.get(source)
+        return entry is not None and entry.count >= FLOOD_REFUSALS
 
     def flush_due(self):
         """Writes the summaries when the interval has ended."""

@@ -41,8 +41,10 @@ MAX_CONNECTIONS_PER_SOURCE = 32
 IDLE_TIMEOUT = 10.0
 # How long a reply may take to leave (a caller that does not read it holds a worker this long).
 SEND_TIMEOUT = 10.0
-WORKERS = 16
-IN_FLIGHT_PER_SOURCE = 4
+# Enough for the dashboard host's parallel queries of a hung camera (each 1 s) beside those of the
+# others; one address may hold half of them.
+WORKERS = 48
+IN_FLIGHT_PER_SOURCE = 24
 # The selector thread wakes at least this often to drop expired connections and flush refusals.
 TICK = 0.25
 ACCEPTS_PER_TICK = 64
@@ -264,7 +266,7 @@ class HardenedServer:
                 self._accept_paused_until = time.monotonic() + ACCEPT_PAUSE
                 return
             source = canonical(peer[0])
-            problem = self._admission_problem(source)
+            problem = self._admission_problem(source) or self._flood_problem(source)
             if problem:
                 sock.close()
                 self._refusals.refused(source, 'connection', problem)
@@ -281,6 +283,13 @@ class HardenedServer:
             return 'too many connections from this address'
         if len(self._clients) >= self.limits['max_connections'] and not self._privileged(source):
             return 'too many connections'
+        return None
+
+    def _flood_problem(self, source):
+        """A source that keeps being refused is not served for the rest of the refusals' interval
+        (control machines always are)."""
+        if self._refusals.flooding(source) and not self._privileged(source):
+            return 'refusal flood'
         return None
 
     def _read(self, client):
@@ -320,6 +329,9 @@ class HardenedServer:
         problem = serializer_problem(client.header)
         if problem:
             self._refuse(client, *problem, header=client.header)
+            return
+        if self._flood_problem(client.source):
+            self._refuse(client, 'refusal flood', 'not served until the interval ends')
             return
         self._selector.unregister(client.sock)
         client.busy = True
