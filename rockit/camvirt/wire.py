@@ -19,7 +19,7 @@ Every refusal goes to a RefusalLog, which rate-limits the lines.
 
 import collections
 import ipaddress
-import selectors
+import select
 import socket
 import threading
 import time
@@ -45,9 +45,16 @@ SEND_TIMEOUT = 10.0
 # others; one address may hold half of them.
 WORKERS = 48
 IN_FLIGHT_PER_SOURCE = 24
+# A client's socket is watched for one readable event at a time: the selector thread re-arms it while
+# a message is incomplete, the worker that served a message once it has replied. Re-arming is an
+# epoll_ctl call, safe from any thread, so a reply needs no round through the selector thread.
+ARMED = select.EPOLLIN | select.EPOLLONESHOT
 # The selector thread wakes at least this often to drop expired connections and flush refusals.
 TICK = 0.25
 ACCEPTS_PER_TICK = 64
+# After serving a message, a worker waits this long for the connection's next one before handing it
+# back to the selector thread: a proxy's call follows its handshake within a fraction of that.
+LINGER = 0.005
 # After accept() failed (out of file descriptors), the listener rests this long instead of spinning.
 ACCEPT_PAUSE = 0.5
 
@@ -77,12 +84,28 @@ def listen(host, port, backlog=128):
 
 class BufferedConnection(socketutil.SocketConnection):
     """A client connection as Pyro's Daemon sees it: recv() gives the bytes of the one complete
-    message the selector thread read, send() writes to the socket (bounded by its timeout)."""
+    message the selector thread read, send() writes to the (non-blocking) socket within a deadline."""
 
-    def __init__(self, sock):
+    def __init__(self, sock, send_timeout):
         super().__init__(sock)
         self._input = memoryview(b'')
         self._position = 0
+        self._send_timeout = send_timeout
+
+    def send(self, data):
+        """All of `data` within send_timeout, else Pyro's TimeoutError; ConnectionClosedError when the
+        caller is gone."""
+        view = memoryview(data)
+        deadline = time.monotonic() + self._send_timeout
+        while view:
+            try:
+                view = view[self.sock.send(view):]
+            except (BlockingIOError, InterruptedError):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not writable(self.sock, remaining):
+                    raise Pyro4.errors.TimeoutError('sending: timeout') from None
+            except OSError as e:
+                raise Pyro4.errors.ConnectionClosedError('sending: connection lost: {}'.format(e)) from None
 
     def feed(self, data):
         self._input = memoryview(data)
@@ -97,11 +120,20 @@ class BufferedConnection(socketutil.SocketConnection):
         return chunk
 
 
+def writable(sock, seconds):
+    """Waits until `sock` can take more data; False after `seconds`. poll(), not select(): file
+    descriptors may go beyond select()'s 1024."""
+    poller = select.poll()
+    poller.register(sock, select.POLLOUT)
+    return bool(poller.poll(seconds * 1000.0))
+
+
 class Client:
     """One accepted connection and the message being read from it."""
 
-    def __init__(self, sock, source, deadline):
-        self.conn = BufferedConnection(sock)
+    def __init__(self, sock, source, deadline, send_timeout):
+        self.conn = BufferedConnection(sock, send_timeout)
+        self.fd = sock.fileno()
         self.source = source
         self.buffer = bytearray()
         self.expected = HEADER_SIZE
@@ -142,6 +174,58 @@ def serializer_problem(header):
         SERIALIZER_NAMES.get(header.serializer_id, 'serializer id {}'.format(header.serializer_id)))
 
 
+# What read_message() found.
+COMPLETE, PARTIAL, CLOSED = 'complete', 'partial', 'closed'
+
+
+class Refusal:
+    """A message refused before it is parsed: why (counted), detail, and its header when it had one
+    (then the caller is told why)."""
+
+    def __init__(self, why, detail, header=None):
+        self.why, self.detail, self.header = why, detail, header
+
+
+def read_message(client, limit):
+    """Reads what has arrived of the client's current message, never past its end, from its
+    non-blocking socket. COMPLETE (client.buffer holds it), PARTIAL (the rest is still to come),
+    CLOSED, or a Refusal: a header that is not Pyro's, declares more than `limit` bytes or a
+    message type out of turn is refused before the body is read; a serializer other than serpent
+    once the (bounded) body is read, so that the caller reads the refusal instead of a reset."""
+    while True:
+        try:
+            data = client.sock.recv(min(client.expected - len(client.buffer), 65536))
+        except (BlockingIOError, InterruptedError):
+            return PARTIAL
+        except OSError:
+            return CLOSED
+        if not data:
+            return CLOSED
+        client.buffer += data
+        if len(client.buffer) < client.expected:
+            continue
+        if client.expected == HEADER_SIZE:
+            try:
+                header = message.Message.from_header(bytes(client.buffer))
+            except Pyro4.errors.ProtocolError as e:
+                return Refusal('not a Pyro message', str(e))
+            problem = header_problem(header, client.handshaken, limit)
+            if problem:
+                return Refusal(*problem, header=header)
+            client.header = header
+            client.expected = HEADER_SIZE + header.annotations_size + header.data_size
+            if len(client.buffer) < client.expected:
+                continue
+        problem = serializer_problem(client.header)
+        return Refusal(*problem, header=client.header) if problem else COMPLETE
+
+
+def readable(sock, seconds):
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(seconds * 1000.0))
+
+
 class FairJobs:
     """Jobs queued per source; take() hands them out round-robin by source, never more than
     `per_source` of one source at once."""
@@ -178,7 +262,8 @@ class FairJobs:
             self._running[source] -= 1
             if not self._running[source]:
                 del self._running[source]
-            self._cond.notify_all()
+            if source in self._queues:
+                self._cond.notify()  # its next job may go now (waking every idle worker would be a herd)
 
     def close(self):
         with self._cond:
@@ -199,15 +284,16 @@ class HardenedServer:
         self._privileged = privileged
         host, port = listener.getsockname()[:2]
         self.locationStr = '[{}]:{}'.format(host, port) if ':' in host else '{}:{}'.format(host, port)
-        self._selector = selectors.DefaultSelector()
-        self._selector.register(listener, selectors.EVENT_READ, None)
+        self._epoll = select.epoll()
+        self._epoll.register(listener.fileno(), select.EPOLLIN)
         self._wake_read, self._wake_write = socket.socketpair()
         self._wake_read.setblocking(False)
         self._wake_write.setblocking(False)
-        self._selector.register(self._wake_read, selectors.EVENT_READ, None)
+        self._epoll.register(self._wake_read.fileno(), select.EPOLLIN)
         self._clients = set()
+        self._by_fd = {}
         self._per_source = collections.Counter()
-        self._returned = collections.deque()  # (client, keep) from the workers
+        self._returned = collections.deque()  # clients the workers are done with, to drop
         self._jobs = FairJobs(limits['in_flight_per_source'])
         self._stopping = threading.Event()
         self._loop_done = threading.Event()
@@ -237,18 +323,18 @@ class HardenedServer:
             self._loop_done.set()
 
     def _step(self):
-        for key, _ in self._selector.select(TICK):
-            if key.fileobj is self.sock:
+        for fd, _ in self._epoll.poll(TICK):
+            if fd == self.sock.fileno():
                 self._accept()
-            elif key.fileobj is self._wake_read:
+            elif fd == self._wake_read.fileno():
                 self._drain_wake()
-            else:
-                self._read(key.data)
+            elif fd in self._by_fd:
+                self._read(self._by_fd[fd])
         self._take_returns()
         now = time.monotonic()
         if self._accept_paused_until is not None and now >= self._accept_paused_until:
             self._accept_paused_until = None
-            self._selector.register(self.sock, selectors.EVENT_READ, None)
+            self._epoll.register(self.sock.fileno(), select.EPOLLIN)
         if now >= self._next_sweep:
             self._next_sweep = now + TICK
             self._drop_expired(now)
@@ -262,7 +348,7 @@ class HardenedServer:
                 return
             except OSError as e:  # EMFILE and the like: the backlog keeps them until a socket frees
                 self._refusals.refused('(unknown)', 'connection', 'cannot accept', e.strerror or str(e))
-                self._selector.unregister(self.sock)
+                self._epoll.unregister(self.sock.fileno())
                 self._accept_paused_until = time.monotonic() + ACCEPT_PAUSE
                 return
             source = canonical(peer[0])
@@ -271,12 +357,14 @@ class HardenedServer:
                 sock.close()
                 self._refusals.refused(source, 'connection', problem)
                 continue
-            sock.settimeout(self.limits['send_timeout'])  # for the workers' replies; reads wait on select
+            sock.setblocking(False)  # reads wait on the selector, replies on BufferedConnection.send
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            client = Client(sock, source, time.monotonic() + self.limits['idle_timeout'])
+            client = Client(sock, source, time.monotonic() + self.limits['idle_timeout'],
+                            self.limits['send_timeout'])
             self._clients.add(client)
             self._per_source[source] += 1
-            self._selector.register(sock, selectors.EVENT_READ, client)
+            self._by_fd[client.fd] = client
+            self._epoll.register(client.fd, ARMED)
 
     def _admission_problem(self, source):
         if self._per_source[source] >= self.limits['max_connections_per_source']:
@@ -293,69 +381,38 @@ class HardenedServer:
         return None
 
     def _read(self, client):
-        try:
-            data = client.sock.recv(min(client.expected - len(client.buffer), 65536))
-        except (BlockingIOError, InterruptedError, socket.timeout):
-            return
-        except OSError:
-            data = b''
-        if not data:
+        outcome = read_message(client, self.limits['max_message_size'])
+        if outcome is PARTIAL:
+            self._epoll.modify(client.fd, ARMED)  # the rest of the message, when it comes
+        elif outcome is CLOSED:
             self._drop(client)  # the caller closed or reset it
-            return
-        client.buffer += data
-        if len(client.buffer) < client.expected:
-            return
-        if client.expected == HEADER_SIZE and not self._read_header(client):
-            return
-        if len(client.buffer) == client.expected:
-            self._dispatch(client)
-
-    def _read_header(self, client):
-        """Sets how long the message is; refuses and drops the client when it is not acceptable."""
-        try:
-            header = message.Message.from_header(bytes(client.buffer))
-        except Pyro4.errors.ProtocolError as e:
-            self._refuse(client, 'not a Pyro message', str(e))
-            return False
-        problem = header_problem(header, client.handshaken, self.limits['max_message_size'])
-        if problem:
-            self._refuse(client, *problem, header=header)
-            return False
-        client.header = header
-        client.expected = HEADER_SIZE + header.annotations_size + header.data_size
-        return True
-
-    def _dispatch(self, client):
-        problem = serializer_problem(client.header)
-        if problem:
-            self._refuse(client, *problem, header=client.header)
-            return
-        if self._flood_problem(client.source):
-            self._refuse(client, 'refusal flood', 'not served until the interval ends')
-            return
-        self._selector.unregister(client.sock)
-        client.busy = True
-        self._jobs.put(client.source, (client, client.take_message()))
+        elif isinstance(outcome, Refusal):
+            self._refuse(client, outcome)
+        elif self._flood_problem(client.source):
+            self._refuse(client, Refusal('refusal flood', 'not served until the interval ends'))
+        else:
+            client.busy = True
+            self._jobs.put(client.source, (client, client.take_message()))
 
     def _take_returns(self):
         while self._returned:
-            client, keep = self._returned.popleft()
+            client, outcome = self._returned.popleft()
             client.busy = False
-            if not keep or self._stopping.is_set():
+            if isinstance(outcome, Refusal):
+                self._refuse(client, outcome)
+            else:
                 self._drop(client)
-                continue
-            client.deadline = time.monotonic() + self.limits['idle_timeout']
-            self._selector.register(client.sock, selectors.EVENT_READ, client)
 
     def _drop_expired(self, now):
         for client in [c for c in self._clients if not c.busy and c.deadline <= now]:
             why = 'incomplete message' if client.buffer else 'idle'
-            self._refuse(client, why, 'no complete request within {:g} s'.format(self.limits['idle_timeout']))
+            self._refuse(client, Refusal(why, 'no complete request within {:g} s'.format(
+                self.limits['idle_timeout'])))
 
-    def _refuse(self, client, why, detail, header=None):
-        self._refusals.refused(client.source, 'connection', why, detail)
-        if header is not None:
-            self._send_refusal(client, header, '{}: {}'.format(why, detail))
+    def _refuse(self, client, refusal):
+        self._refusals.refused(client.source, 'connection', refusal.why, refusal.detail)
+        if refusal.header is not None:
+            self._send_refusal(client, refusal.header, '{}: {}'.format(refusal.why, refusal.detail))
         self._drop(client)
 
     @staticmethod
@@ -374,7 +431,6 @@ class HardenedServer:
             reply = message.Message(message.MSG_RESULT, data, header.serializer_id, message.FLAGS_EXCEPTION,
                                     header.seq)
         try:
-            client.sock.setblocking(False)
             client.sock.send(reply.to_bytes())
         except OSError:
             pass  # the caller is gone or its buffers are full: it learns from the closed connection
@@ -386,11 +442,11 @@ class HardenedServer:
         self._per_source[client.source] -= 1
         if not self._per_source[client.source]:
             del self._per_source[client.source]
-        if not client.busy:
-            try:
-                self._selector.unregister(client.sock)
-            except (KeyError, ValueError):
-                pass
+        self._by_fd.pop(client.fd, None)
+        try:
+            self._epoll.unregister(client.fd)
+        except (OSError, ValueError):
+            pass  # closed already
         client.conn.close()
 
     def _drain_wake(self):
@@ -417,11 +473,40 @@ class HardenedServer:
                 return
             source, (client, data) = taken
             try:
-                keep = self._serve(client, data)
+                outcome = self._serve_on(client, data)
             finally:
                 self._jobs.done(source)
-            self._returned.append((client, keep))
+            if outcome is PARTIAL and not self._stopping.is_set() and self._rearm(client):
+                continue
+            self._returned.append((client, outcome))  # to be dropped by the selector thread
             self._wake()
+
+    def _serve_on(self, client, data):
+        """Serves the client's message, and the next ones that come within LINGER of each reply (a
+        Pyro4 proxy's call right after its handshake, a kept proxy's next call) without a round through
+        the selector thread. PARTIAL when the selector should watch the client again, else CLOSED or
+        a Refusal for the selector thread to drop it with."""
+        while self._serve(client, data) and not self._stopping.is_set():
+            if not readable(client.sock, LINGER):
+                return PARTIAL
+            outcome = read_message(client, self.limits['max_message_size'])
+            if outcome is not COMPLETE:
+                return outcome
+            if self._flood_problem(client.source):
+                return Refusal('refusal flood', 'not served until the interval ends')
+            data = client.take_message()
+        return CLOSED
+
+    def _rearm(self, client):
+        """Watches a served client for its next message (from a worker); False when it cannot be."""
+        client.deadline = time.monotonic() + self.limits['idle_timeout']
+        client.busy = False
+        try:
+            self._epoll.modify(client.fd, ARMED)
+            return True
+        except (OSError, ValueError):
+            client.busy = True  # closed meanwhile (the server is stopping): the loop drops it
+            return False
 
     def _serve(self, client, data):
         """Handles one complete message with Pyro's Daemon; whether to keep the connection."""
@@ -456,7 +541,7 @@ class HardenedServer:
             worker.join(timeout=max(0.0, deadline - time.monotonic()))
         for client in list(self._clients):
             self._drop(client)
-        self._selector.close()
+        self._epoll.close()
         self.sock.close()
         self._wake_read.close()
         self._wake_write.close()
