@@ -153,19 +153,6 @@ def test_other_serializers_are_refused_with_a_reason(served, monkeypatch):
     assert echo.calls == 0 and 'refused connection from 127.0.0.1: serializer' in log.text()
 
 
-def test_fair_jobs_take_sources_in_turn_within_their_limit():
-    jobs = wire.FairJobs(per_source=1)
-    for job in ('a1', 'a2', 'a3'):
-        jobs.put('a', job)
-    jobs.put('b', 'b1')
-    assert jobs.take() == ('a', 'a1')
-    assert jobs.take() == ('b', 'b1')  # 'a' is at its limit
-    jobs.done('a')
-    assert jobs.take() == ('a', 'a2')
-    jobs.close()
-    assert jobs.take() is None
-
-
 def test_a_flooding_source_is_not_served_until_the_interval_ends_but_a_privileged_one_is(served):
     uri, port, echo, _ = served()
     for source in ('127.0.0.2', '127.0.0.1'):
