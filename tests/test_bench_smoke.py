@@ -29,4 +29,5 @@ def test_bench_smoke_writes_every_key(tmp_path):
     assert list(results['under_attack'])[0] == 'idle' and len(results['under_attack']) == 5
     for figures in results['under_attack'].values():
         assert figures['errors'] == 0 and figures['p99_ms'] > 0 and figures['threads_peak'] > 0
+        assert figures['attack_failed'] is None
     assert 'under attack' in result.stdout
