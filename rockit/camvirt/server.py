@@ -14,7 +14,7 @@ import time
 import libvirt
 import Pyro4
 
-from .addresses import ControlMachines  # issue 14
+from .addresses import ControlMachines, canonical  # issue 14
 from .arguments import command_problem, is_camera_id  # issue 14
 from .cameras import wait_until_answering
 from .constants import OFFLINE_CAMERA_STATUS, CameraState, CommandStatus, VMState
@@ -33,9 +33,10 @@ FORCED_POWER_OFF_TIMEOUT = 10
 
 
 def caller_ip():
-    """The IP of the Pyro client whose request this thread serves."""
+    """The IP of the Pyro client whose request this thread serves, an IPv4-mapped IPv6 address as its
+    IPv4 address (issue 14: as the wire server counts refusals by it)."""
     address = getattr(Pyro4.current_context, 'client_sock_addr', None)
-    return address[0] if address else None
+    return canonical(address[0]) if address else None
 
 
 def utc_iso(timestamp):
