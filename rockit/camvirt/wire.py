@@ -5,18 +5,21 @@ reads whatever size a message header declares: 200 idle sockets lock everyone ou
 header reserves 2 GiB. This server keeps Pyro4's protocol and request handling (the Daemon's
 _handshake and handleRequest, so plain Pyro4 proxies see no difference) and changes who waits for what:
 
-- one selector thread accepts connections and reads every message into memory, header first: a
-  message whose header declares more than MAX_MESSAGE_SIZE is refused before its body is read;
+- one selector thread (epoll) accepts connections and reads messages into memory, header first
+  (wireframes.read_message): a message whose header declares more than MAX_MESSAGE_SIZE is refused
+  before its body is read;
 - a connection must bring a complete message within IDLE_TIMEOUT of opening or of its last reply, or
   it is dropped (idle, slow and half-open connections cost a socket and a few bytes meanwhile);
 - complete messages go to a fixed pool of WORKERS threads, taken round-robin by source address with at
-  most IN_FLIGHT_PER_SOURCE at once for any source, so one address cannot take every worker. A call
-  runs as long as it needs: a connection whose request is being served has no deadline;
+  most IN_FLIGHT_PER_SOURCE at once for any source (fairjobs), so one address cannot take every
+  worker. A call runs as long as it needs: a connection whose request is being served has no
+  deadline. The worker then waits LINGER for the connection's next message and serves it too, else
+  re-arms the connection for the selector thread;
 - connections are limited in total and per source address (control machines are exempt from the
-  total, so opsd always gets in); oneway calls run on the workers too (ONEWAY_THREADED off).
-Every refusal goes to a RefusalLog, which rate-limits the lines.
+  total, so opsd always gets in); oneway calls run on the workers too (ONEWAY_THREADED off);
+- an address that the RefusalLog finds flooding is not served until its interval ends.
+Every refusal goes to the RefusalLog, which rate-limits the lines.
 """
-
 import collections
 import ipaddress
 import select
@@ -58,6 +61,7 @@ ACCEPTS_PER_TICK = 64
 LINGER = 0.005
 # After accept() failed (out of file descriptors), the listener rests this long instead of spinning.
 ACCEPT_PAUSE = 0.5
+
 
 def configure_pyro():
     """The process-wide Pyro4 settings this server relies on (camvirtd serves one daemon)."""
