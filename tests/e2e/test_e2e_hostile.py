@@ -86,6 +86,9 @@ def test_idle_slow_and_half_open_connections_lock_nobody_out_and_a_long_call_is_
             held = attacks.hold(host, port, 100)  # idle
             held += attacks.hold(host, port, 100, partial=b'PYRO\x00\x30\x00\x01\x00\x00')  # slow
             held += attacks.hold(host, port, 50, partial=attacks.header(1, 100)[:20])
+            # 127.0.0.2 gets 32 (wire.MAX_CONNECTIONS_PER_SOURCE); 250 more from 8 other addresses are held.
+            for i in range(8):
+                held += attacks.hold(host, port, 31, source='127.0.0.{}'.format(i + 3))
             try:
                 assert_dashboard_answers(world)
                 # From a control machine, a command runs: a refused second one proves it got a worker.
