@@ -38,6 +38,8 @@ from testworld import support  # noqa: E402
 from testworld.simcamd import SimulatedCamd  # noqa: E402
 from testworld.support import define_test_domain, free_port  # noqa: E402
 
+import attack  # noqa: E402  (issue 14: bench/attack.py, the "under attack" section)
+
 TEST_URI = 'test:///default'
 PYTHON = sys.executable
 
@@ -413,9 +415,9 @@ def print_table(results):
 
 # passthrough: {clients: requests per client}; hung: (clients, requests per client)
 FULL = {'sizes': [1, 8, 64], 'runs': 25, 'baseline_size': 8, 'baseline_runs': 20,
-        'passthrough': {1: 2000, 32: 150}, 'hung': (8, 200), 'fd_queries': 10000}
+        'passthrough': {1: 2000, 32: 150}, 'hung': (8, 200), 'fd_queries': 10000, 'attack': 300}
 SMOKE = {'sizes': [1, 2], 'runs': 3, 'baseline_size': 2, 'baseline_runs': 2,
-         'passthrough': {1: 30, 4: 30}, 'hung': (2, 30), 'fd_queries': 200}
+         'passthrough': {1: 30, 4: 30}, 'hung': (2, 30), 'fd_queries': 200, 'attack': 10}
 
 
 def main():
@@ -439,6 +441,9 @@ def main():
                 rss_peak, threads_peak = max(rss_peak, peak.rss_mb), max(threads_peak, peak.threads)
             hung = measure_hung_camera(world, *plan['hung'])
             fd_growth, fd_errors = measure_fd_growth(world, plan['fd_queries'])
+            # issue 14: last, as its oneway calls of the hung camera keep camvirtd busy after it.
+            under_attack = attack.measure_under_attack(world, lambda: load(
+                world.camvirt_uri, 'report_camera_status', 'cam1', 1, plan['attack'], fresh=True), PeakSampler)
         finally:
             world.close()
     results = {
@@ -450,10 +455,12 @@ def main():
                       'rss_mb_idle': round(rss_idle, 1), 'threads_idle': threads_idle,
                       'fd_growth': fd_growth, 'fd_queries': plan['fd_queries'], 'fd_query_errors': fd_errors},
         'baseline': baseline,
+        'under_attack': under_attack,
     }
     with open(args.output, 'w') as f:
         json.dump(results, f, indent=2)
     print_table(results)
+    attack.print_table(under_attack)
 
 
 if __name__ == '__main__':

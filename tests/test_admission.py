@@ -41,7 +41,7 @@ def test_callers_that_are_not_control_machines_are_refused_camvirtd_itself_is_no
 
 def test_unknown_domains_are_refused_naming_them():
     assert refusal(Admission(Config), 'shutdown', ['cam1', 'cam9'], '10.2.6.160') == (
-        CommandStatus.UnknownDomain, 'refused shutdown from 10.2.6.160: unknown domain cam9')
+        CommandStatus.UnknownDomain, "refused shutdown from 10.2.6.160: unknown domain: 'cam9'")
 
 
 def test_one_command_at_a_time_and_its_domains_are_busy():

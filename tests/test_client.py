@@ -107,7 +107,8 @@ def test_refused_ip_exits_10(make_world, tmp_path):
 def test_unknown_domain(make_world, tmp_path):
     world = make_world(domains=1)
     result = camvirt(world.client_env(tmp_path), 'init', 'nosuch')
-    assert (result.returncode, result.stdout.strip()) == (3, 'unknown domain name')
+    assert (result.returncode, result.stdout.strip()) == (
+        3, 'invalid arguments (unknown domain name or malformed request)')
 
 
 def unreachable_env(tmp_path, port):
@@ -177,14 +178,27 @@ def test_usage_errors_exit_non_zero():
 
 
 def test_config_discovery(tmp_path):
-    assert find_config_path({'CAMVIRTD_CONFIG_PATH': '/x.json'}, str(tmp_path)) == '/x.json'
+    configs, units = tmp_path / 'camvirtd', tmp_path / 'system'
+    configs.mkdir()
+    units.mkdir()
+
+    def found():
+        return find_config_path({}, str(configs), str(units))
+
+    assert find_config_path({'CAMVIRTD_CONFIG_PATH': '/x.json'}, str(configs)) == '/x.json'
     with pytest.raises(ClientError, match='no config found'):
-        find_config_path({}, str(tmp_path))
-    (tmp_path / 'a.json').write_text('{}')
-    assert find_config_path({}, str(tmp_path)) == str(tmp_path / 'a.json')
-    (tmp_path / 'b.json').write_text('{}')
-    with pytest.raises(ClientError, match=r'several configs in .* \(a.json, b.json\)'):
-        find_config_path({}, str(tmp_path))
+        found()
+    (configs / 'sting_das1.json').write_text('{}')
+    assert found() == str(configs / 'sting_das1.json')
+    (configs / 'superwasp_das1.json').write_text('{}')
+    with pytest.raises(ClientError, match=r'several configs in .* \(sting_das1.json, superwasp_das1.json\) '
+                                          r'and none of them enabled'):
+        found()
+    # `systemctl enable camvirtd@sting_das1` on this host: that is the one camvirt talks to.
+    (units / 'multi-user.target.wants').mkdir()
+    link = units / 'multi-user.target.wants' / 'camvirtd@sting_das1.service'
+    link.symlink_to('/usr/lib/systemd/system/camvirtd@.service')
+    assert found() == str(configs / 'sting_das1.json')
 
 
 def test_status_exit_codes_follow_what_needs_attention(make_world, tmp_path):

@@ -4,18 +4,26 @@ command lock until it ends."""
 
 import threading
 
+from .addresses import ControlMachines
 from .constants import CommandStatus
+from .logtext import quote
 
 # The caller of a command that camvirtd starts itself (restarting a crashed domain).
 CAMVIRTD_ITSELF = None
 
 
 class Refusal(Exception):
-    """A command that does not run: `status` for the caller, the message for the log."""
+    """A command that does not run: `status` for the caller; what was refused, to whom and why (a short
+    fixed phrase, by which refusals are counted) and any detail, for the log."""
 
-    def __init__(self, status, message):
-        super().__init__(message)
+    def __init__(self, status, command, caller, why, detail=''):
+        super().__init__('refused {} from {}: {}{}'.format(command, describe_caller(caller), why,
+                                                           ': ' + detail if detail else ''))
         self.status = status
+        self.command = command
+        self.caller = caller
+        self.why = why
+        self.detail = detail
 
 
 class Command:
@@ -52,24 +60,24 @@ class Admission:
 
     def __init__(self, config):
         self._config = config
+        self._control = ControlMachines(config.control_ips)  # compared as addresses, not strings
         self._lock = threading.Lock()
         self._running = None
 
     def admit(self, name, requested, caller, wait=0):
         """The Command, now holding the command lock (end it with release()); raises Refusal. With
         `wait`, waits that many seconds for a running command to end instead of refusing at once."""
-        if caller is not CAMVIRTD_ITSELF and caller not in self._config.control_ips:
-            raise Refusal(CommandStatus.InvalidControlIP,
-                          'refused {} from {}: not a control machine'.format(name, caller))
+        if caller is not CAMVIRTD_ITSELF and caller not in self._control:
+            raise Refusal(CommandStatus.InvalidControlIP, name, caller, 'not a control machine')
         domains, unknown = select_domains(self._config.domains, requested)
         if unknown:
-            raise Refusal(CommandStatus.UnknownDomain, 'refused {} from {}: unknown domain {}'.format(
-                name, describe_caller(caller), ', '.join(map(str, unknown))))
+            raise Refusal(CommandStatus.UnknownDomain, name, caller, 'unknown domain',
+                          quote(unknown[0]) if len(unknown) == 1 else quote(unknown))
         acquired = self._lock.acquire(timeout=wait) if wait > 0 else self._lock.acquire(blocking=False)
         if not acquired:
             running = self._running  # may be None for an instant while the holder starts or ends
-            raise Refusal(CommandStatus.Blocked, 'refused {} from {}: {} is running'.format(
-                name, describe_caller(caller), running.name if running else 'another command'))
+            raise Refusal(CommandStatus.Blocked, name, caller,
+                          '{} is running'.format(running.name if running else 'another command'))
         self._running = Command(name, domains, caller)
         return self._running
 

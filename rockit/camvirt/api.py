@@ -7,28 +7,36 @@ over at once to the command path (commands.py) or the queries (status.py).
 
 import Pyro4
 
+from .addresses import canonical
+from .arguments import command_problem
 from .commands import Commands
+from .constants import CommandStatus
 from .devices import DevicePresence
+from .refusals import RefusalLog
 from .status import Status
 from .workers import Workers
 
 
 def caller_ip():
-    """The IP of the Pyro client whose request this thread serves."""
+    """The IP of the Pyro client whose request this thread serves, in its canonical form (an IPv4-mapped
+    IPv6 address as its IPv4 address), as the wire server counts refusals by it."""
     address = getattr(Pyro4.current_context, 'client_sock_addr', None)
-    return address[0] if address else None
+    return canonical(address[0]) if address else None
 
 
 @Pyro4.behavior(instance_mode='single')
 class CamvirtAPI:
     """Wires the parts together; close() ends the threads they share."""
 
-    def __init__(self, config, hypervisor, probe, log, memory=None):
+    def __init__(self, config, hypervisor, probe, log, memory=None, refusals=None):
         self._config = config
         self._probe = probe
+        # Callers' refusals, rate-limited in the log (a flood must not drown real errors).
+        self._refusals = refusals or RefusalLog(log)
         self._workers = Workers()
         self._devices = DevicePresence(hypervisor, config.domains, log)
-        self._commands = Commands(config, hypervisor, probe, log, self._workers, self._devices, memory)
+        self._commands = Commands(config, hypervisor, probe, log, self._workers, self._devices, memory,
+                                  self._refusals)
         self._status = Status(config, hypervisor, probe, self._commands, self._workers, self._devices)
         hypervisor.add_listener(self._forget_stale_connections)
 
@@ -38,14 +46,25 @@ class CamvirtAPI:
     @Pyro4.expose
     def initialize(self, domains=None):
         """Starts the VMs that are off and waits until every camd in them answers."""
+        problem = command_problem(domains)  # arguments checked before anything acts
+        if problem:
+            return self._refuse_arguments('initialize', problem)
         return self._commands.initialize(domains, caller_ip())
 
     @Pyro4.expose
     def shutdown(self, domains=None, force=None):
         """Asks the running VMs to shut down and waits until they are off. With force (default: the
         config's force_shutdown), powers off whatever still runs when shutdown_timeout passes."""
-        force = self._config.force_shutdown if force is None else bool(force)
+        problem = command_problem(domains, force)  # arguments checked before anything acts
+        if problem:
+            return self._refuse_arguments('shutdown', problem)
+        force = self._config.force_shutdown if force is None else force
         return self._commands.shutdown(domains, force, caller_ip())
+
+    def _refuse_arguments(self, name, problem):
+        """A command with arguments of the wrong shape changes nothing, not even last_command."""
+        self._refusals.refused(caller_ip(), name, 'invalid arguments', problem)
+        return CommandStatus.InvalidArguments
 
     @Pyro4.expose
     def report_camera_status(self, camera_id):

@@ -27,6 +27,8 @@ from .watch import watch_lines, watch_live
 
 CONFIG_DIR = '/etc/camvirtd'
 CONFIG_ENV = 'CAMVIRTD_CONFIG_PATH'
+# Where `systemctl enable camvirtd@<config>` links the instance.
+SYSTEMD_UNIT_DIR = '/etc/systemd/system'
 # initialize() and shutdown() block for up to their timeout; the proxy waits this much longer.
 COMMAND_TIMEOUT_MARGIN = 15
 STATUS_TIMEOUT = 10
@@ -40,7 +42,16 @@ class ClientError(Exception):
     """A problem the client reports in one line and exits 1 for."""
 
 
-def find_config_path(environ=None, config_dir=CONFIG_DIR):
+def enabled_instances(unit_dir=SYSTEMD_UNIT_DIR):
+    """The configs whose camvirtd@<config>.service is enabled on this host (systemctl enable makes a
+    link in a *.wants folder), by name."""
+    links = glob.glob(os.path.join(unit_dir, '*.wants', 'camvirtd@*.service'))
+    return {os.path.basename(link)[len('camvirtd@'):-len('.service')] for link in links}
+
+
+def find_config_path(environ=None, config_dir=CONFIG_DIR, unit_dir=SYSTEMD_UNIT_DIR):
+    """CAMVIRTD_CONFIG_PATH, else the only config in /etc/camvirtd, else the only one whose service is
+    enabled here (a data package installs each generation's configs side by side)."""
     environ = os.environ if environ is None else environ
     if environ.get(CONFIG_ENV):
         listed = [p for p in environ[CONFIG_ENV].split(':') if p]
@@ -52,10 +63,15 @@ def find_config_path(environ=None, config_dir=CONFIG_DIR):
     found = sorted(glob.glob(os.path.join(config_dir, '*.json')))
     if not found:
         raise ClientError('no config found: set {} or install one in {}'.format(CONFIG_ENV, config_dir))
-    if len(found) > 1:
-        raise ClientError('several configs in {} ({}): set {} to choose one'.format(
-            config_dir, ', '.join(os.path.basename(p) for p in found), CONFIG_ENV))
-    return found[0]
+    if len(found) == 1:
+        return found[0]
+    enabled = enabled_instances(unit_dir)
+    chosen = [path for path in found if os.path.splitext(os.path.basename(path))[0] in enabled]
+    if len(chosen) == 1:
+        return chosen[0]
+    raise ClientError('several configs in {} ({}) and {} of them enabled as camvirtd@<config>: set {} to '
+                      'choose one'.format(config_dir, ', '.join(os.path.basename(p) for p in found),
+                                          len(chosen) or 'none', CONFIG_ENV))
 
 
 def load_client_config():

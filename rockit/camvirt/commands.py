@@ -9,6 +9,7 @@ import time
 from .admission import CAMVIRTD_ITSELF, Admission, Refusal, describe_caller
 from .constants import CommandStatus
 from .crashwatch import CrashWatch, RestartQueue
+from .refusals import RefusalLog
 from .statefile import NoMemory
 from .steps import FORCED_POWER_OFF_TIMEOUT, Steps
 
@@ -20,8 +21,9 @@ def utc_iso(timestamp):
 class Commands:
     """initialize() and shutdown() as the rockit network calls them, and crash restarts."""
 
-    def __init__(self, config, hypervisor, probe, log, workers, devices, memory=None):
+    def __init__(self, config, hypervisor, probe, log, workers, devices, memory=None, refusals=None):
         self._config = config
+        self._refusals = refusals or RefusalLog(log)
         self._hypervisor = hypervisor
         self._log = log
         self._workers = workers
@@ -67,7 +69,7 @@ class Commands:
         return outcome.status
 
     def _refused(self, refusal):
-        self._log.warning(str(refusal))
+        self._refusals.refused(describe_caller(refusal.caller), refusal.command, refusal.why, refusal.detail)
         return refusal.status
 
     @contextlib.contextmanager

@@ -7,6 +7,7 @@ class CommandStatus:
     Failed = 1
     Blocked = 2
     UnknownDomain = 3
+    InvalidArguments = 3  # issue 14: domains or force of the wrong shape, as for an unknown domain
     LibvirtUnavailable = 4
     InvalidControlIP = 10
     CommunicationError = -101
@@ -15,7 +16,7 @@ class CommandStatus:
         0: 'command completed successfully',
         1: 'command failed',
         2: 'another command is already running',
-        3: 'unknown domain name',
+        3: 'invalid arguments (unknown domain name or malformed request)',
         4: 'libvirt is unreachable',
         10: 'command not accepted from this IP',
         -101: 'unable to communicate with camvirt daemon',

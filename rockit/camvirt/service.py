@@ -13,16 +13,19 @@ import Pyro4
 import Pyro4.errors
 
 from . import __version__
+from . import wire  # issue 14: the hardened Pyro server
+from .addresses import ControlMachines  # issue 14
 from .cameras import CameraProbe
 from .config import ConfigError, load_config
 from .api import CamvirtAPI
 from .hypervisor import Hypervisor, stop_event_loop
 from .obslog import ObservatoryLog
+from .refusals import RefusalLog  # issue 14
 from .registry import RegistryError, load_registry
 from .statefile import DaemonMemory, state_folder, state_path
 
-# Each dashboard or client connection holds a worker thread while it is open; opsd holds one for
-# the length of a command.
+# Pyro4's own thread-pool server (tests that serve in-process): each connection holds a worker
+# thread while it is open. camvirtd itself serves with wire.HardenedDaemon (issue 14).
 THREADPOOL_SIZE = 200
 
 
@@ -32,6 +35,7 @@ def configure_pyro():
     Pyro4.config.SERVERTYPE = 'thread'
     Pyro4.config.THREADPOOL_SIZE = THREADPOOL_SIZE
     Pyro4.config.DETAILED_TRACEBACK = False
+    wire.configure_pyro()  # issue 14: serpent only, oneway calls on the bounded workers
 
 
 class StopRequest:
@@ -113,18 +117,20 @@ def main(argv=None):
     state_file = checked_state_path(args)  # [issue 13]
     configure_pyro()
     address = config.daemon
+    log = ObservatoryLog(config.log_name, config.log_daemon)
+    refusals = RefusalLog(log)  # issue 14
     try:
-        pyro = Pyro4.Daemon(host=address.host, port=address.port)
+        pyro = wire.HardenedDaemon(address.host, address.port, refusals,  # issue 14
+                                   privileged=ControlMachines(config.control_ips).__contains__)
     except (OSError, Pyro4.errors.CommunicationError) as e:
         print('camvirtd: cannot listen on {}:{}: {}'.format(address.host, address.port, e), file=sys.stderr)
         sys.exit(1)
 
-    log = ObservatoryLog(config.log_name, config.log_daemon)
     hypervisor = Hypervisor(config.libvirt_uri, config.domains, log)
     probe = CameraProbe(config.camera_timeout)
     # [issue 13] what must outlive this process: read now, before libvirt's first state arrives.
     memory = DaemonMemory(state_file, config.daemon_name, args.config, log)
-    api = CamvirtAPI(config, hypervisor, probe, log, memory)
+    api = CamvirtAPI(config, hypervisor, probe, log, memory, refusals)
     uri = pyro.register(api, objectId=address.object_id)
     hypervisor.start()
 
@@ -146,6 +152,7 @@ def main(argv=None):
     api.close()
     stop_event_loop()
     probe.close()
+    refusals.flush()  # the last interval's summaries
     log.info('camvirtd stopped')
     log.close()
     return 0

@@ -1,12 +1,15 @@
 """The queries: one camera's status for the dashboard, and the whole host's for `camvirt status`."""
 
+from .arguments import is_camera_id
 from .commands import utc_iso
 from .constants import OFFLINE_CAMERA_STATUS, CameraState, VMState
 from .crashwatch import STOPPED
+from .logtext import quote
 
 
 def unknown_camera(camera_id, cameras):
-    return ValueError('unknown camera id {!r} (this camvirtd has {})'.format(camera_id, ', '.join(sorted(cameras))))
+    return ValueError('unknown camera id {} (this camvirtd has {})'.format(
+        quote(camera_id), ', '.join(sorted(cameras))))
 
 
 class Status:
@@ -22,7 +25,7 @@ class Status:
         """camd's report_status() with 'vm_active': True, or the offline reply: when its VM is off, a
         command acts on its domain (as the daemon camvirtd replaces did, for the dashboard), or camd
         does not answer within camera_timeout."""
-        camera = self._config.cameras.get(camera_id)
+        camera = self._config.cameras.get(camera_id) if is_camera_id(camera_id) else None
         if camera is None:
             raise unknown_camera(camera_id, self._config.cameras)
         if camera.domain in self._commands.admission.busy_domains():

@@ -38,7 +38,7 @@ def test_an_unknown_domain_gets_its_own_code_and_changes_nothing(make_process_wo
     assert result.returncode == 3, result.stdout + result.stderr
     assert 'unknown domain' in result.stdout
     assert (world.domstate('cam1'), world.domstate('cam2')) == ('shut off', 'shut off')
-    assert 'refused initialize from 127.0.0.1: unknown domain cam9' in world.camvirtd.out.text()
+    assert "refused initialize from 127.0.0.1: unknown domain: 'cam9'" in world.camvirtd.out.text()
 
     # The same on the wire, and the rockit clients' no-argument calls are as before.
     with world.proxy(timeout=30) as opsd:
