@@ -227,3 +227,20 @@ def make_world(conn):
     for world in worlds:
         world.close()
         print(world.log.text())  # shown by pytest only when the test failed
+
+
+# --- Rocky 9 (issue 15): under jsonschema 3.2, two schema errors read "... does not have enough
+# properties" where 4.x says "should be non-empty". Those two cases pin 4.x's wording; the config
+# issue makes the messages library-independent, and then this goes.
+JSONSCHEMA_4_WORDING = {'test_bad_config_names_file_and_key[no domains]',
+                        'test_bad_config_names_file_and_key[domain without cameras]'}
+
+
+def pytest_collection_modifyitems(config, items):
+    from importlib.metadata import version
+    if int(version('jsonschema').split('.')[0]) >= 4:
+        return
+    for item in items:
+        if item.name in JSONSCHEMA_4_WORDING:
+            item.add_marker(pytest.mark.skip(reason='jsonschema {} words this error differently from 4.x, '
+                                                    'whose wording the test pins'.format(version('jsonschema'))))
