@@ -16,6 +16,7 @@ import subprocess
 import time
 import uuid
 
+import Pyro4
 import pytest
 
 from .e2e_world import REPO, wait_until
@@ -33,6 +34,7 @@ RESTART_SEC = 5
 RESTART_SLACK = 10
 STOP_LIMIT = 5
 MAX_EXPOSURE = 2.0
+NO_LIBVIRT_DAEMON = 'e2e_camvirt_nolibvirt'
 
 
 def install_tree(folder):
@@ -44,13 +46,19 @@ def install_tree(folder):
 
 
 def write_etc(dest, world):
-    """/etc/camvirtd/test.json (the world's config, its libvirt socket where the container sees it) and
+    """/etc/camvirtd/test.json (the world's config, its libvirt socket where the container sees it),
+    /etc/camvirtd/nolibvirt.json (the same domains, a libvirt that is not there) and
     /etc/camvirtd/registry.d/test.json (the world's ephemeral ports)."""
     etc = os.path.join(dest, 'etc', 'camvirtd')
     os.makedirs(os.path.join(etc, 'registry.d'), exist_ok=True)
     config = dict(world.config, libvirt_uri=world.uri.replace(world.folder, LIBVIRT_FOLDER))
     with open(os.path.join(etc, 'test.json'), 'w') as f:
         json.dump(config, f)
+    world.daemons[NO_LIBVIRT_DAEMON] = world._address('camvirt_nolibvirt_' + uuid.uuid4().hex[:8])
+    no_libvirt = dict(config, daemon=NO_LIBVIRT_DAEMON,
+                      libvirt_uri='test+unix:///default?socket=/srv/no-libvirt-here/libvirt-sock')
+    with open(os.path.join(etc, 'nolibvirt.json'), 'w') as f:
+        json.dump(no_libvirt, f)
     with open(os.path.join(etc, 'registry.d', 'test.json'), 'w') as f:
         json.dump({'daemons': world.daemons, 'machines': {'LocalHost': '127.0.0.1'}}, f)
     return etc
@@ -157,6 +165,14 @@ def test_unit_starts_serves_restarts_and_stops_under_systemd(system):
     assert container.show(UNIT, 'ActiveState') == 'inactive'
     assert container.show(UNIT, 'Result') == 'success'
     assert world.report_status() is None
+
+    # libvirt not up: the unit starts all the same, serves, and says libvirt is not connected.
+    container.systemctl('start', 'camvirtd@nolibvirt.service', timeout=60)
+    assert container.show('camvirtd@nolibvirt.service', 'ActiveState') == 'active'
+    with Pyro4.Proxy(world.pyro_uri(NO_LIBVIRT_DAEMON)) as proxy:
+        proxy._pyroTimeout = 5
+        assert proxy.report_status()['libvirt_connected'] is False
+    container.systemctl('stop', 'camvirtd@nolibvirt.service', timeout=30)
 
     # The journal holds camvirtd's own lines, from both runs.
     journal = container.run('journalctl', '--no-pager', '-o', 'cat', '-u', UNIT).stdout
