@@ -55,3 +55,12 @@ def test_a_folder_the_kernel_command_line_would_split_is_refused():
     assert path_problems('/tmp/my sandbox') == [
         '/tmp/my sandbox: the sandbox folder must have no whitespace in its path for --qemu (the guest gets it '
         'as a kernel argument)']
+
+
+def test_the_guests_pythonpath_holds_both_packages():
+    # The guest runs `python -m testworld.simcamd` with PYTHONPATH=repository().
+    import os
+
+    from testworld.qemuworld import repository
+    assert os.path.isdir(os.path.join(repository(), 'testworld'))
+    assert os.path.isdir(os.path.join(repository(), 'rockit', 'camvirt'))

@@ -224,5 +224,5 @@ def venv_python():
 
 
 def repository():
-    """The folder holding the rockit package we run from, for the guest's PYTHONPATH."""
-    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    """The folder holding the rockit and testworld packages we run from, for the guest's PYTHONPATH."""
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
