@@ -101,19 +101,28 @@ class Container:
         with open(self.log_path, 'rb') as f:
             return f.read().decode(errors='replace')[-3000:]
 
-    def run(self, *command, check=True, timeout=COMMAND_TIMEOUT, env=None):
-        """Runs a command inside the container (all its namespaces, a clean environment); returns the
-        CompletedProcess (text). check: ContainerError when it exits non-zero."""
+    def run(self, *command, check=True, timeout=COMMAND_TIMEOUT, env=None, stdin=None):
+        """Runs a command inside the container (all its namespaces, a clean environment), stdin its
+        input; returns the CompletedProcess (text). check: ContainerError when it exits non-zero."""
         environment = ['PATH=' + PATH] + ['{}={}'.format(k, v) for k, v in (env or {}).items()]
         full = ['nsenter', '-t', str(self.init_pid), '-a', 'env', '-i'] + environment + list(command)
         try:
-            result = subprocess.run(full, capture_output=True, text=True, timeout=timeout)
+            result = subprocess.run(full, capture_output=True, text=True, timeout=timeout, input=stdin or '')
         except subprocess.TimeoutExpired:
             raise ContainerError('{} took longer than {} s'.format(' '.join(command), timeout))
         if check and result.returncode != 0:
             raise ContainerError('{} exited with {}:\n{}{}'.format(
                 ' '.join(command), result.returncode, result.stdout, result.stderr))
         return result
+
+    def write(self, path, text):
+        """Writes a file inside the container (its folder made first)."""
+        self.run('mkdir', '-p', os.path.dirname(path))
+        self.run('sh', '-c', 'cat > "$0"', path, stdin=text)
+
+    def path(self, inside):
+        """The host's path to a file inside the running container (through its init's root)."""
+        return '/proc/{}/root{}'.format(self.init_pid, inside)
 
     def systemctl(self, *args, check=True, timeout=COMMAND_TIMEOUT):
         return self.run('systemctl', *args, check=check, timeout=timeout)
