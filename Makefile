@@ -36,7 +36,7 @@ lint: venv
 # guest-image (mk/sandbox.mk): the real-VM tests' kernel and initramfs, built once into a cache.
 test: deps lint guest-image
 	$(PYTHON) -m pytest -q $(PYTEST_ARGS)
-	@$(MAKE) --no-print-directory test-py39 test-py312
+	@$(MAKE) --no-print-directory -k test-py39 test-py312
 
 # The inner loop: the unit tests alone (no private libvirtd, guest image, RPM build or benchmark).
 UNIT_TEST_ARGS := --ignore=tests/e2e --ignore=tests/test_packaging.py --ignore=tests/test_bench_smoke.py
