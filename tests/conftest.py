@@ -147,3 +147,4 @@ def make_world(conn):
     for world in worlds:
         world.close()
         print(world.log.text())  # shown by pytest only when the test failed
+

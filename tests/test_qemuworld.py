@@ -1,5 +1,6 @@
 """Real camera guests' domain XML: the cameras in the kernel arguments, ports forwarded, a stable UUID."""
 
+import os
 import xml.etree.ElementTree as ET
 
 from testworld.qemuworld import FIRST_GUEST_PORT, guest_xml, path_problems
@@ -57,7 +58,8 @@ def test_a_folder_the_kernel_command_line_would_split_is_refused():
         'as a kernel argument)']
 
 
-def test_the_guests_python_path_is_the_repository_holding_testworld():
-    import os  # [issue 17]
+def test_the_guests_pythonpath_holds_both_packages():
+    # The guest runs `python -m testworld.simcamd` with PYTHONPATH=repository().
     from testworld.qemuworld import repository
-    assert os.path.isfile(os.path.join(repository(), 'testworld', 'simcamd.py'))
+    assert os.path.isdir(os.path.join(repository(), 'testworld'))
+    assert os.path.isdir(os.path.join(repository(), 'rockit', 'camvirt'))
