@@ -1,4 +1,4 @@
-"""make bench, "under attack": the dashboard's latency while each attack of issue 14 runs against
+"""make bench, "under attack": the dashboard's latency while each attack runs against
 ./camvirtd from 127.0.0.2-13 (none a control machine), beside idle, and camvirtd's peak RSS and
 threads (loopback only; every attack bounded in count and time)."""
 

@@ -38,7 +38,7 @@ from testworld import support  # noqa: E402
 from testworld.simcamd import SimulatedCamd  # noqa: E402
 from testworld.support import define_test_domain, free_port  # noqa: E402
 
-import attack  # noqa: E402  (issue 14: bench/attack.py, the "under attack" section)
+import attack  # noqa: E402  (bench/attack.py, the "under attack" section)
 
 TEST_URI = 'test:///default'
 PYTHON = sys.executable
@@ -441,7 +441,7 @@ def main():
                 rss_peak, threads_peak = max(rss_peak, peak.rss_mb), max(threads_peak, peak.threads)
             hung = measure_hung_camera(world, *plan['hung'])
             fd_growth, fd_errors = measure_fd_growth(world, plan['fd_queries'])
-            # issue 14: last, as its oneway calls of the hung camera keep camvirtd busy after it.
+            # Last, as its oneway calls of the hung camera keep camvirtd busy after it.
             under_attack = attack.measure_under_attack(world, lambda: load(
                 world.camvirt_uri, 'report_camera_status', 'cam1', 1, plan['attack'], fresh=True), PeakSampler)
         finally:

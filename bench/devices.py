@@ -1,4 +1,4 @@
-"""What reading the passthrough devices costs camvirtd (issue 17): one DevicePresence.refresh() (each
+"""What reading the passthrough devices costs camvirtd: one DevicePresence.refresh() (each
 domain's XML, the host's USB and PCI node devices, matching) on libvirt's test driver, from a driver
 XML with N domains (each with a USB hostdev by ids, one by address and a PCI one) and a host with
 N*3 USB and N PCI devices. That read runs before every command and every second while a device is

@@ -31,7 +31,7 @@ class World:
                  control_machines=('LocalHost',), initialize_timeout=5, shutdown_timeout=3,
                  camera_timeout=0.5, create_domains=True, shutdown_repeat_interval=1,
                  libvirt_uri=TEST_URI, extra_config=None, driver_xml=None):
-        """driver_xml: [issue 17] a function (domain names, cameras) -> path of a test driver XML that
+        """driver_xml: a function (domain names, cameras) -> path of a test driver XML that
         defines those domains and the host's devices; camvirtd's connection to it is then the only
         one that sees that world, so the simulated guests follow that connection."""
         behaviours = behaviours or {}

@@ -1,6 +1,6 @@
 """Test driver worlds with host devices: a libvirt test driver XML (test:///path) holding the host's
 USB and PCI node devices and the world's domains, each with the <hostdev>s a test gives it. Only the
-connection that opens it sees that world (issue 17, point 5), so camvirtd's own objects start its
+connection that opens it sees that world, so camvirtd's own objects start its
 domains."""
 
 import os

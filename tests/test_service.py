@@ -45,7 +45,7 @@ def test_set_from_a_thread_stops_the_wait():
 
 
 def test_a_state_file_that_would_be_the_config_itself_is_refused(tmp_path):
-    # [issue 13] the state file is <state dir>/<config stem>.json: the config's own folder would clobber it.
+    # the state file is <state dir>/<config stem>.json: the config's own folder would clobber it.
     config = tmp_path / 'das1.json'
     config.write_text(open(os.path.join(REPO, 'config', 'superwasp_das1.json')).read())
     result = subprocess.run([os.path.join(REPO, 'camvirtd'), str(config), '--state-dir', str(tmp_path)],

@@ -92,14 +92,14 @@ def simulated_cameras(config, hung, absent):
 
 
 def usb_hostdev_xml(ids):
-    """[issue 17] A USB passthrough <hostdev> by vendor and product id ('03c3:2600')."""
+    """A USB passthrough <hostdev> by vendor and product id ('03c3:2600')."""
     vendor, product = ids.split(':')
     return ("<hostdev mode='subsystem' type='usb' managed='no'><source><vendor id='0x{}'/>"
             "<product id='0x{}'/></source></hostdev>".format(vendor, product))
 
 
 def parse_usb_hostdevs(config, given):
-    """[issue 17] {domain: hostdev XML} for --usb-hostdev DOMAIN=VENDOR:PRODUCT options; SandboxError
+    """{domain: hostdev XML} for --usb-hostdev DOMAIN=VENDOR:PRODUCT options; SandboxError
     for a malformed one or a domain the config does not have."""
     hostdevs = {}
     for option in given:

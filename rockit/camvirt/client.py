@@ -16,8 +16,8 @@ from rich.table import Table
 from . import __version__
 from .config import ConfigError, load_config
 from .constants import CommandStatus
-from .devicequery import config_devices  # [issue 17]
-from .hostdevs import absent_summary, entry_text, waiting_text  # [issue 17]
+from .devicequery import config_devices
+from .hostdevs import absent_summary, entry_text, waiting_text
 from .reach import EXIT_UNREACHABLE, NotCamvirtd, check_status_reply, short_reason, unreachable_lines
 from .registry import RegistryError, load_registry
 from .statusview import (CAMERA_STATE_STYLES, EXIT_NEEDS_ATTENTION, VM_STATE_STYLES, command_problems,
@@ -55,7 +55,7 @@ def find_config_path(environ=None, config_dir=CONFIG_DIR, unit_dir=SYSTEMD_UNIT_
     environ = os.environ if environ is None else environ
     if environ.get(CONFIG_ENV):
         listed = [p for p in environ[CONFIG_ENV].split(':') if p]
-        if len(listed) > 1:  # [issue 13]
+        if len(listed) > 1:
             raise ClientError('{} lists {} configs: only `camvirt status --all` takes a list; set it to one '
                               'file for this command'.format(CONFIG_ENV, len(listed)))
         if listed:
@@ -100,7 +100,7 @@ def progress_lines(before, after):
     changes = []
     for domain in after['domains']:
         cameras = ', '.join('camera {} {}'.format(c['id'], c['label']) for c in domain['cameras'])
-        waiting = waiting_text(domain)  # [issue 17] 'waiting for USB device 03c3:2600'
+        waiting = waiting_text(domain)  # 'waiting for USB device 03c3:2600'
         text = '; '.join(filter(None, ['VM {}'.format(domain['state']), waiting, cameras]))
         previous = old.get(domain['name'])
         if previous is None or (previous['state'], [c['label'] for c in previous['cameras']],
@@ -246,7 +246,7 @@ def from_where(config, daemon_name):
 
 
 def add_config_devices(summary, config):
-    """[issue 17] Each domain's passthrough devices: from camvirtd, else libvirt read-only (devicequery)."""
+    """Each domain's passthrough devices: from camvirtd, else libvirt read-only (devicequery)."""
     devices, source = config_devices(config.libvirt_uri, list(config.domains),
                                      lambda: call_daemon(config, 'report_status', CONFIG_DEVICES_TIMEOUT))
     summary['devices'], summary['devices_source'] = devices, source
@@ -279,7 +279,7 @@ def show_config(config, as_json):
 
 
 def print_config_devices(summary):
-    """[issue 17] 'domain cam1: USB device 03c3:2600 (ZWO ASI2600MM Pro) present'."""
+    """'domain cam1: USB device 03c3:2600 (ZWO ASI2600MM Pro) present'."""
     print('devices from:     {}'.format(summary['devices_source']))
     if summary['devices'] is None:
         return
@@ -296,7 +296,7 @@ def fleet_config_paths(environ=None, config_dir=CONFIG_DIR):
         paths = [p for p in environ[CONFIG_ENV].split(':') if p]
     else:
         paths = sorted(glob.glob(os.path.join(config_dir, '*.json')))
-    if len(paths) > MAX_FLEET:  # [issue 13] a thread and a row each: bounded
+    if len(paths) > MAX_FLEET:  # a thread and a row each: bounded
         raise ClientError('{} configs to show; `status --all` shows at most {}'.format(len(paths), MAX_FLEET))
     return paths
 

@@ -10,7 +10,7 @@ from .schemawords import NAME_PATTERN, schema_problems as described_problems
 DEFAULT_LIBVIRT_URI = 'qemu:///system'
 DEFAULT_LOG_DAEMON = 'observatory_log'
 
-# [issue 13] Bounds far above any real config (the largest site config has 4 cameras), so that a
+# Bounds far above any real config (the largest site config has 4 cameras), so that a
 # hostile or broken one costs a few lines and milliseconds, not minutes.
 MAX_DOMAINS = 32
 MAX_CAMERAS = 32  # in all, over every domain
@@ -119,7 +119,7 @@ _VALIDATOR = jsonschema.Draft7Validator(CONFIG_SCHEMA)
 
 
 def size_problems(data):
-    """[issue 13] The counts checked before the schema, so that 300,000 domains cost one line and no
+    """The counts checked before the schema, so that 300,000 domains cost one line and no
     time: a config over them is not checked further."""
     if not isinstance(data, dict):
         return []
@@ -198,7 +198,7 @@ def problem_lines(path, problems):
 def load_config(path, registry):
     """Reads and validates the config file at `path`; raises ConfigError."""
     try:
-        data = read_json_file(path, 'config')  # [issue 13] regular files only, bounded size and nesting
+        data = read_json_file(path, 'config')  # regular files only, bounded size and nesting
     except JsonFileError as e:
         raise ConfigError([str(e)]) from None
     return parse_config(data, path, registry)

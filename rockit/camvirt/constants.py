@@ -7,7 +7,7 @@ class CommandStatus:
     Failed = 1
     Blocked = 2
     UnknownDomain = 3
-    InvalidArguments = 3  # issue 14: domains or force of the wrong shape, as for an unknown domain
+    InvalidArguments = 3  # domains or force of the wrong shape, as for an unknown domain
     LibvirtUnavailable = 4
     InvalidControlIP = 10
     CommunicationError = -101

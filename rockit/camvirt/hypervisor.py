@@ -156,7 +156,7 @@ class Hypervisor:
     def __init__(self, uri, domain_names, log):
         self.uri = uri
         self._listeners = []
-        self._connection_listeners = []  # [issue 17] e.g. devices.DevicePresence
+        self._connection_listeners = []  # e.g. devices.DevicePresence
         self._names = list(domain_names)
         self._log = log
         self._cond = threading.Condition()
@@ -293,13 +293,13 @@ class Hypervisor:
         return name, old, state
 
     def add_connection_listener(self, listener):
-        """[issue 17] listener.connected(conn) is called on each new connection (on the connection
+        """listener.connected(conn) is called on each new connection (on the connection
         thread, before commands may use it; it must not raise) and listener.disconnected(conn) when
         that connection is let go."""
         self._connection_listeners.append(listener)
 
     def connection(self):
-        """[issue 17] The libvirt connection in use, or None while libvirt is unreachable."""
+        """The libvirt connection in use, or None while libvirt is unreachable."""
         with self._cond:
             return self._conn
 

@@ -13,19 +13,19 @@ import Pyro4
 import Pyro4.errors
 
 from . import __version__
-from . import wire  # issue 14: the hardened Pyro server
-from .addresses import ControlMachines  # issue 14
+from . import wire  # the hardened Pyro server
+from .addresses import ControlMachines
 from .cameras import CameraProbe
 from .config import ConfigError, load_config
 from .api import CamvirtAPI
 from .hypervisor import Hypervisor, stop_event_loop
 from .obslog import ObservatoryLog
-from .refusals import RefusalLog  # issue 14
+from .refusals import RefusalLog
 from .registry import RegistryError, load_registry
 from .statefile import DaemonMemory, state_folder, state_path
 
 # Pyro4's own thread-pool server (tests that serve in-process): each connection holds a worker
-# thread while it is open. camvirtd itself serves with wire.HardenedDaemon (issue 14).
+# thread while it is open. camvirtd itself serves with wire.HardenedDaemon.
 THREADPOOL_SIZE = 200
 
 
@@ -35,7 +35,7 @@ def configure_pyro():
     Pyro4.config.SERVERTYPE = 'thread'
     Pyro4.config.THREADPOOL_SIZE = THREADPOOL_SIZE
     Pyro4.config.DETAILED_TRACEBACK = False
-    wire.configure_pyro()  # issue 14: serpent only, oneway calls on the bounded workers
+    wire.configure_pyro()  # serpent only, oneway calls on the bounded workers
 
 
 class StopRequest:
@@ -96,7 +96,7 @@ def load_or_exit(config_path):
 
 
 def checked_state_path(args):
-    """[issue 13] The state file for this config; exit 1 when it would be the config file itself."""
+    """The state file for this config; exit 1 when it would be the config file itself."""
     path = state_path(state_folder(args.state_dir), args.config)
     if os.path.realpath(path) == os.path.realpath(args.config):
         print('camvirtd: {}: the state file would overwrite the config; give another --state-dir'.format(path),
@@ -108,19 +108,19 @@ def checked_state_path(args):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog='camvirtd', description='Camera VM management daemon')
     parser.add_argument('config', help='path to the JSON config, e.g. /etc/camvirtd/superwasp_das1.json')
-    parser.add_argument('--state-dir', metavar='DIR',  # [issue 13]
+    parser.add_argument('--state-dir', metavar='DIR',
                         help='folder of the state file kept across restarts (default: $STATE_DIRECTORY, '
                              'else /var/lib/camvirtd for root, else ~/.local/state/camvirtd)')
     parser.add_argument('--version', action='version', version='camvirtd {}'.format(__version__))
     args = parser.parse_args(argv)
     config = load_or_exit(args.config)
-    state_file = checked_state_path(args)  # [issue 13]
+    state_file = checked_state_path(args)
     configure_pyro()
     address = config.daemon
     log = ObservatoryLog(config.log_name, config.log_daemon)
-    refusals = RefusalLog(log)  # issue 14
+    refusals = RefusalLog(log)
     try:
-        pyro = wire.HardenedDaemon(address.host, address.port, refusals,  # issue 14
+        pyro = wire.HardenedDaemon(address.host, address.port, refusals,
                                    privileged=ControlMachines(config.control_ips).__contains__)
     except (OSError, Pyro4.errors.CommunicationError) as e:
         print('camvirtd: cannot listen on {}:{}: {}'.format(address.host, address.port, e), file=sys.stderr)
@@ -128,7 +128,7 @@ def main(argv=None):
 
     hypervisor = Hypervisor(config.libvirt_uri, config.domains, log)
     probe = CameraProbe(config.camera_timeout)
-    # [issue 13] what must outlive this process: read now, before libvirt's first state arrives.
+    # what must outlive this process: read now, before libvirt's first state arrives.
     memory = DaemonMemory(state_file, config.daemon_name, args.config, log)
     api = CamvirtAPI(config, hypervisor, probe, log, memory, refusals)
     uri = pyro.register(api, objectId=address.object_id)

@@ -1,4 +1,4 @@
-"""End to end, a camera passthrough device that is not on the host (issue 17): the sandbox has no USB
+"""End to end, a camera passthrough device that is not on the host: the sandbox has no USB
 or PCI devices to pass through, so a guest given a USB hostdev (camvirt-sandbox --usb-hostdev) shows
 it absent. camvirtd says so clearly before libvirt is asked to start the domain; what libvirt itself
 says when asked anyway is shown beside it (the test driver starts it without complaint, QEMU refuses).

@@ -1,4 +1,4 @@
-"""camvirtd as a process against hostile and careless callers on loopback (issue 14): oversized
+"""camvirtd as a process against hostile and careless callers on loopback: oversized
 messages, idle/slow/half-open connections, oneway floods, refusal floods, other serializers, malformed
 arguments, and a dual-stack listener. 127.0.0.2 plays a machine that is not a control machine.
 
