@@ -42,6 +42,7 @@ class CamvirtAPI:
 
     def close(self):
         self._workers.stop()
+        self._devices.close()
 
     @Pyro4.expose
     def initialize(self, domains=None):

@@ -6,6 +6,7 @@ are read again on every (re)connection, before every command, while initialize()
 them: the test driver sends none for USB or PCI, so the re-reads are what must never be stale).
 """
 
+import concurrent.futures
 import threading
 import time
 
@@ -82,7 +83,13 @@ class DevicePresence:
         self._event_ids = {}    # id(conn) -> node device event callback id
         self._event_refresh_pending = False
         self._unlisted = None   # why libvirt cannot list the host's devices, when it cannot
+        # Re-reads after node device events: off libvirt's event loop thread, one at a time (events
+        # come in bursts and are coalesced), on a thread of our own that close() ends.
+        self._refresher = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix='device-refresh')
         hypervisor.add_connection_listener(self)
+
+    def close(self):
+        self._refresher.shutdown(wait=True)
 
     # --- hypervisor connection listener --------------------------------------------------------
 
@@ -109,8 +116,10 @@ class DevicePresence:
             if self._event_refresh_pending:
                 return
             self._event_refresh_pending = True
-        threading.Thread(target=self._refresh_after_event, args=(conn,), daemon=True,
-                         name='device-refresh').start()
+        try:
+            self._refresher.submit(self._refresh_after_event, conn)
+        except RuntimeError:
+            pass  # closing: nobody needs the devices any more
 
     def _refresh_after_event(self, conn):
         with self._cond:
