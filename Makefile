@@ -41,7 +41,7 @@ test: deps lint guest-image
 # The inner loop: the unit tests alone (no private libvirtd, guest image, RPM build or benchmark).
 UNIT_TEST_ARGS := --ignore=tests/e2e --ignore=tests/test_packaging.py --ignore=tests/test_bench_smoke.py
 test-unit: venv
-	$(PYTHON) -m pytest -q $(UNIT_TEST_ARGS) $(PYTEST_ARGS)
+	$(PYTHON) -m pytest -q -n auto $(UNIT_TEST_ARGS) $(PYTEST_ARGS)
 
 # The unit tests under Rocky 9's Python (3.9, with jsonschema 3.2.0) and Rocky 10's (3.12), each in a
 # venv of its own (.venv-py39, .venv-py312) made from pyenv's (or PATH's) interpreter. A machine
