@@ -60,7 +60,7 @@ define unit_tests_under
 			$(3)/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt -c constraints-dev.txt; \
 			touch $(3)/.installed; \
 		fi; \
-		$(3)/bin/python -m pytest -q -rs -p no:cacheprovider $(UNIT_TEST_ARGS) $(PYTEST_ARGS); \
+		$(3)/bin/python -m pytest -q -rs -n auto -p no:cacheprovider $(UNIT_TEST_ARGS) $(PYTEST_ARGS); \
 	fi
 endef
 
