@@ -16,6 +16,7 @@ import os
 import subprocess
 
 from .qemuworld import CONSOLES, GuestLog, QemuGuests, QemuLibvirtd, guest_xml
+from .sitesim import InNamespace
 
 QEMU = '/usr/bin/qemu-system-x86_64'
 NETNS_FOLDER = 'netns'
@@ -34,17 +35,8 @@ exec {qemu} "$@"
 '''
 
 
-class NamespacedQemuLibvirtd(QemuLibvirtd):
+class NamespacedQemuLibvirtd(InNamespace, QemuLibvirtd):
     """The QEMU-capable private libvirtd, run in a DAS host's namespace."""
-
-    def __init__(self, folder, ns):
-        super().__init__(folder)
-        self.ns = ns
-
-    def _spawn_command(self):
-        command, env = super()._spawn_command()
-        at = command.index('unshare')
-        return command[:at] + ['ip', 'netns', 'exec', self.ns] + command[at:], env
 
 
 def netns_folder(folder):

@@ -75,8 +75,8 @@ class SiteCameraVMSimulator(CameraVMSimulator):
         return CamdProcess(self._namespaces[camera_id], address, camera_id, behaviour == HUNG, self._delay)
 
 
-class NamespacedLibvirtd(PrivateLibvirtd):
-    """The private libvirtd, run in a DAS host's namespace."""
+class InNamespace:
+    """Mixed into a private libvirtd (simulated or QEMU kind): run it in a DAS host's namespace."""
 
     def __init__(self, folder, ns):
         super().__init__(folder)
@@ -86,6 +86,10 @@ class NamespacedLibvirtd(PrivateLibvirtd):
         command, env = super()._spawn_command()
         at = command.index('unshare')
         return command[:at] + ['ip', 'netns', 'exec', self.ns] + command[at:], env
+
+
+class NamespacedLibvirtd(InNamespace, PrivateLibvirtd):
+    """The private libvirtd, run in a DAS host's namespace."""
 
 
 class DasGuests(SimulatedGuests):
