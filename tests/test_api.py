@@ -289,3 +289,23 @@ def test_a_crash_restart_waits_for_the_running_command_instead_of_giving_up(make
     assert 'not restarting' not in log
     assert log.index('shutdown ({}) failed'.format(second)) < log.rindex(restarted)
     assert world.domain(first).isActive()
+
+
+def test_a_vm_that_stops_while_initialize_waits_on_others_fails_the_command_and_is_reported(make_world):
+    world = make_world(domains=2, behaviours={'c2a': ABSENT}, initialize_timeout=2)
+    first, second = world.domain_names
+    assert world.call('initialize', [first]) == CommandStatus.Succeeded  # first should run from now on
+    results = []
+    command = threading.Thread(target=lambda: results.append(world.call('initialize')))
+    command.start()
+    try:
+        assert wait_until(lambda: world.call('report_status')['command'] == 'initialize')
+        world.domain(first).destroy()  # its camera answered long ago: only its VM stops
+    finally:
+        command.join(10)
+    assert results == [CommandStatus.Failed]
+    problems = world.call('report_status')['last_command']['problems']
+    assert 'domain {} is shut off: it stopped after its cameras answered'.format(first) in problems
+    # Its stop was the command's to watch while it ran; once it ended, camvirtd saw it.
+    assert wait_until(lambda: world.call('report_status')['domains'][0]['unexpected_stop'] is not None)
+    assert 'domain {} stopped unexpectedly'.format(first) in world.log.text()

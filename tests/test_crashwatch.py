@@ -105,3 +105,11 @@ def test_the_queue_waits_until_ready_before_taking_what_is_pending():
     ready.set()
     assert done.wait(5)
     assert batches == [['cam1', 'cam2']]
+
+
+def test_a_shutdown_deals_with_earlier_unexpected_stops():
+    watch = CrashWatch(3)
+    watch.expect_running(['cam1'])
+    assert watch.observe('cam1', VMState.ShutOff, 10.0) is not None
+    watch.expect_off(['cam1'])  # the operator's kill: the VM is meant to be off now
+    assert watch.unexpected_stop('cam1') is None

@@ -109,6 +109,14 @@ BAD_FILES = {
     'a time that is not finite': (
         lambda p: p.write_text(json.dumps({'format': 1, 'daemon': DAEMON, 'expected': {'cam1': float('nan')}})),
         'a time is not a finite number'),
+    'a time past what a date can show': (
+        lambda p: p.write_text(json.dumps({'format': 1, 'daemon': DAEMON, 'stops': {
+            'cam1': {'state': 'shut off', 'time': 1e20, 'reason': 'stopped unexpectedly'}}})),
+        'a time is not a finite number between 1970 and 9999'),
+    'a time before 1970': (
+        lambda p: p.write_text(json.dumps({'format': 1, 'daemon': DAEMON, 'stops': {
+            'cam1': {'state': 'shut off', 'time': -1e13, 'reason': 'stopped unexpectedly'}}})),
+        'a time is not a finite number between 1970 and 9999'),
     'a bad domain name': (
         lambda p: p.write_text(json.dumps({'format': 1, 'daemon': DAEMON, 'expected': {'a b': 1}})),
         "'a b' is not a name of 1-64 letters, digits and ._+-"),

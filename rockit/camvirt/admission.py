@@ -86,6 +86,13 @@ class Admission:
         self._running = None
         self._lock.release()
 
+    def wait_idle(self, timeout):
+        """Waits up to `timeout` seconds for the running command (if any) to end; whether it did."""
+        if not self._lock.acquire(timeout=timeout):
+            return False
+        self._lock.release()
+        return True
+
     @property
     def running(self):
         """The command running now, or None."""

@@ -40,7 +40,10 @@ class CamvirtAPI:
         self._status = Status(config, hypervisor, probe, self._commands, self._workers, self._devices)
         hypervisor.add_listener(self._forget_stale_connections)
 
-    def close(self):
+    def close(self, command_timeout=5):
+        """Lets a command still running log how it ended (it fails at once once libvirt is let go),
+        then ends the threads the parts share."""
+        self._commands.admission.wait_idle(command_timeout)
         self._workers.stop()
         self._devices.close()
 

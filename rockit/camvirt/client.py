@@ -387,7 +387,7 @@ def show_fleet(as_json, output=None):
 # What each command's exit status means, for --help and for scripts.
 EXIT_CODES = {
     'command': ('0 succeeded; 1 failed (or the config cannot be read); 2 another command is running; '
-                '3 unknown domain; 4 libvirt unreachable; 10 not accepted from this IP; '
+                '3 unknown domain or invalid arguments; 10 not accepted from this IP; '
                 '101 camvirtd cannot be reached'),
     'status': ('0 all as intended; 1 something needs attention (a VM that should run is off or broken, '
                'a camera offline while its VM runs, libvirt unreachable, the last command failed; with '
@@ -456,6 +456,12 @@ def main(argv=None):
         print('\ncamvirt: interrupted; a command already sent carries on in camvirtd (see camvirt status)',
               file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as error:  # pylint: disable=broad-except
+        # A reply this camvirt cannot show (another version of camvirtd, or a bug): one line, not a
+        # traceback, at 3 a.m.
+        print('camvirt: cannot show what camvirtd answered: {}: {}'.format(
+            type(error).__name__, str(error)[:300]), file=sys.stderr)
+        return 1
 
 
 def run(args, as_json, output):

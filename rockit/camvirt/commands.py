@@ -49,6 +49,8 @@ class Commands:
             problems, started = self._steps.start_domains(command.domains, deadline)
             outcome.problems += problems
             outcome.problems += self._steps.wait_for_cameras(started, deadline)
+            # A VM may stop after its cameras answered (its events were the command's own until now).
+            outcome.problems += self._steps.not_running(started)
             if not outcome.problems:
                 self.crashes.expect_running(command.domains)
         return outcome.status
@@ -90,6 +92,7 @@ class Commands:
                 self._finish(command, outcome)
             finally:
                 self.admission.release(command)
+            self._look_again(command.domains)
 
     def _finish(self, command, outcome):
         """Logs how the command ended and keeps it as the last command."""
@@ -107,7 +110,16 @@ class Commands:
     def _on_domain_change(self, name, _old, new):
         """Called by the hypervisor on every state change (on libvirt's event thread)."""
         if name in self.admission.busy_domains():
-            return  # the command itself is changing it
+            return  # the command itself is changing it; _look_again() sees where it left them
+        self._observe(name, new)
+
+    def _look_again(self, names):
+        """After a command: its domains' changes were not watched while it ran, so one that should run
+        and is off now (stopped under the command, or the command failed to bring it back) is seen."""
+        for name in names:
+            self._observe(name, self._hypervisor.state(name))
+
+    def _observe(self, name, new):
         stop = self.crashes.observe(name, new, time.time())
         if stop is None:
             return

@@ -49,6 +49,9 @@ class CameraState:
 
     @classmethod
     def label(cls, state):
+        """The state's name; UNKNOWN for anything else a camd may send (any type, hashable or not)."""
+        if isinstance(state, bool) or not isinstance(state, int):
+            return 'UNKNOWN'
         return cls.Labels.get(state, 'UNKNOWN')
 
 

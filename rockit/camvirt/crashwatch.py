@@ -43,11 +43,13 @@ class CrashWatch:
         self._changed()
 
     def expect_off(self, names):
-        """After a shutdown (whatever its result): these may stop."""
+        """After a shutdown (whatever its result): these may stop, and their earlier unexpected stops are
+        dealt with (the operator chose to have them off)."""
         with self._lock:
             for name in names:
                 self._expected.pop(name, None)
                 self._unverified.discard(name)
+                self._stops.pop(name, None)
         self._changed()
 
     def observe(self, name, state, now):

@@ -141,12 +141,17 @@ class StateFileError(Exception):
     """A state file that cannot be used; one line naming the file."""
 
 
+LATEST_TIME = 253402300799  # 9999-12-31 23:59:59 UTC
+
+
 def _finite_times(data):
     times = list(data.get('expected', {}).values()) + list(data.get('restarts', []))
     times += [stop['time'] for stop in data.get('stops', {}).values()]
     if data.get('command'):
         times.append(data['command']['started'])
-    return all(not isinstance(t, float) or math.isfinite(t) for t in times)
+    # Finite, and within what a date can show (1970 to 9999): a time from a hand-edited or damaged file
+    # must not crash camvirtd at start nor every status query after it.
+    return all(isinstance(t, (int, float)) and math.isfinite(t) and 0 <= t <= LATEST_TIME for t in times)
 
 
 def read_state(path, daemon_name):
@@ -168,7 +173,7 @@ def read_state(path, daemon_name):
         raise StateFileError('{}: state file was written for daemon {!r}, this one is {!r}'.format(
             path, data['daemon'][:64], daemon_name))
     if not _finite_times(data):
-        raise StateFileError('{}: state file: a time is not a finite number'.format(path))
+        raise StateFileError('{}: state file: a time is not a finite number between 1970 and 9999'.format(path))
     return data
 
 

@@ -1,5 +1,7 @@
 """The queries: one camera's status for the dashboard, and the whole host's for `camvirt status`."""
 
+import math
+
 from .arguments import is_camera_id
 from .commands import utc_iso
 from .constants import OFFLINE_CAMERA_STATUS, CameraState, VMState
@@ -75,7 +77,31 @@ class Status:
 
 
 def camera_entry(camera, status):
-    """A camera's row in report_status(): OFFLINE unless its VM is active, whatever camd said."""
+    """A camera's row in report_status(): OFFLINE unless its VM is active, whatever camd said. camd's
+    reply goes on as plain JSON data: a camd that sends odd values (a list as its state, tuple keys,
+    NaN) must not break the status of every other camera, nor camvirt's --json."""
+    status = plain(status)
     state = status.get('state', CameraState.Disabled) if status.get('vm_active') else CameraState.Disabled
+    if CameraState.label(state) == 'UNKNOWN':
+        state = None
     return {'id': camera.id, 'daemon': camera.daemon_name, 'state': state,
             'label': CameraState.label(state), 'status': status}
+
+
+# How deep a camd's reply is passed on in report_status(); deeper parts become their repr, cut short.
+PLAIN_DEPTH = 8
+PLAIN_TEXT = 200
+
+
+def plain(value, depth=PLAIN_DEPTH):
+    """`value` as JSON data: dicts with string keys, lists, strings, finite numbers, bools and None;
+    anything else as a short repr."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if depth > 0 and isinstance(value, dict):
+        return {k if isinstance(k, str) else repr(k)[:PLAIN_TEXT]: plain(v, depth - 1) for k, v in value.items()}
+    if depth > 0 and isinstance(value, (list, tuple)):
+        return [plain(v, depth - 1) for v in value]
+    return repr(value)[:PLAIN_TEXT]

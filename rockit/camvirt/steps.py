@@ -92,6 +92,12 @@ class Steps:
             camera.id, camera.daemon_name, camera.address.host, camera.address.port,
             self._config.initialize_timeout)
 
+    def not_running(self, names):
+        """A problem for each domain of `names` that is no longer running."""
+        states = {name: self._hypervisor.state(name) for name in names}
+        return ['domain {} is {}: it stopped after its cameras answered'.format(name, state)
+                for name, state in states.items() if state != VMState.Running]
+
     # --- shutdown --------------------------------------------------------------------------------
 
     def stop_domains(self, names, deadline):
