@@ -299,7 +299,9 @@ def test_a_vm_that_stops_while_initialize_waits_on_others_fails_the_command_and_
     command = threading.Thread(target=lambda: results.append(world.call('initialize')))
     command.start()
     try:
-        assert wait_until(lambda: world.call('report_status')['command'] == 'initialize')
+        # Past the start step (both domains started in parallel, the second from off: the slower), so
+        # that the command does not simply start the first again: it waits on the second's camera now.
+        assert wait_until(lambda: world.call('report_status')['domains'][1]['state'] == 'running')
         world.domain(first).destroy()  # its camera answered long ago: only its VM stops
     finally:
         command.join(10)
