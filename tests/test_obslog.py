@@ -1,7 +1,6 @@
 """Observatory log: every line to stdout at once, and to a real Pyro4 log daemon when it answers."""
 
 import io
-import json
 import os
 import queue
 import signal
@@ -12,7 +11,7 @@ import time
 import Pyro4
 
 from rockit.camvirt.obslog import CLOSE_TIMEOUT, ObservatoryLog
-from testworld.support import REPO, free_port
+from testworld.support import REPO, free_port, write_one_camera_files
 from rockit.camvirt.registry import DaemonAddress
 
 
@@ -74,17 +73,10 @@ def test_lines_logged_just_before_sigterm_reach_the_log_daemon(tmp_path):
     pyro = Pyro4.Daemon(host='127.0.0.1', port=free_port())
     uri = pyro.register(server, objectId='observatory_log_daemon')
     threading.Thread(target=pyro.requestLoop, daemon=True).start()
-    registry = tmp_path / 'registry.json'
-    registry.write_text(json.dumps({'daemons': {
-        'camvirt': {'object_id': 'camvirt_daemon', 'host': '127.0.0.1', 'port': free_port()},
-        'log': {'object_id': uri.object, 'host': uri.host, 'port': uri.port},
-        'cam': {'object_id': 'cam', 'host': '127.0.0.1', 'port': free_port()}}}))
-    config = tmp_path / 'c.json'
-    config.write_text(json.dumps({'daemon': 'camvirt', 'log_name': 'camvirtd@test', 'control_machines': [],
-                                  'initialize_timeout': 1, 'shutdown_timeout': 1, 'libvirt_uri': 'test:///default',
-                                  'log_daemon': 'log', 'domains': {'test': {'cam1': 'cam'}}}))
-    daemon = subprocess.Popen([os.path.join(REPO, 'camvirtd'), str(config), '--state-dir', str(tmp_path / 'state')],
-                              stdout=subprocess.PIPE, text=True, env=dict(os.environ, CAMVIRTD_REGISTRY=str(registry)))
+    registry, config, _port = write_one_camera_files(
+        tmp_path, log_daemon={'object_id': uri.object, 'host': uri.host, 'port': uri.port})
+    daemon = subprocess.Popen([os.path.join(REPO, 'camvirtd'), config, '--state-dir', str(tmp_path / 'state')],
+                              stdout=subprocess.PIPE, text=True, env=dict(os.environ, CAMVIRTD_REGISTRY=registry))
     try:
         assert any('camvirtd serving' in line for line in iter(daemon.stdout.readline, ''))
         daemon.send_signal(signal.SIGTERM)

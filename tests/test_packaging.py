@@ -2,7 +2,6 @@
 and camvirtd telling systemd when it is ready."""
 
 import glob
-import json
 import os
 import re
 import shutil
@@ -14,7 +13,7 @@ import tarfile
 import pytest
 
 from testworld.rockitcommon_standin import write_rockit_common
-from testworld.support import REPO, free_port
+from testworld.support import REPO, write_one_camera_files
 
 PACKAGES = {
     'rockit-camvirt-server': (['/usr/bin/camvirtd', '/usr/lib/systemd/system/camvirtd@.service',
@@ -256,22 +255,14 @@ def test_unit_follows_libvirt_either_way_and_never_needs_it():
 
 
 def test_camvirtd_tells_systemd_when_it_serves(tmp_path):
-    registry = tmp_path / 'registry.json'
-    port = free_port()
-    registry.write_text(json.dumps({'daemons': {
-        'camvirt': {'object_id': 'camvirt_daemon', 'host': 'LocalHost', 'port': port},
-        'cam': {'object_id': 'cam', 'host': 'LocalHost', 'port': free_port()}}}))
-    config = tmp_path / 'c.json'
-    config.write_text(json.dumps({'daemon': 'camvirt', 'log_name': 'x', 'control_machines': ['LocalHost'],
-                                  'initialize_timeout': 1, 'shutdown_timeout': 1, 'libvirt_uri': 'test:///default',
-                                  'log_daemon': 'cam', 'domains': {'test': {'cam1': 'cam'}}}))
+    registry, config, port = write_one_camera_files(tmp_path)
     notify_path = str(tmp_path / 'notify')
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
         notify.bind(notify_path)
         notify.settimeout(20)
-        env = dict(os.environ, NOTIFY_SOCKET=notify_path, CAMVIRTD_REGISTRY=str(registry),
+        env = dict(os.environ, NOTIFY_SOCKET=notify_path, CAMVIRTD_REGISTRY=registry,
                    STATE_DIRECTORY=str(tmp_path / 'state'))
-        daemon = subprocess.Popen([os.path.join(REPO, 'camvirtd'), str(config)], env=env,
+        daemon = subprocess.Popen([os.path.join(REPO, 'camvirtd'), config], env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             assert notify.recv(100) == b'READY=1'

@@ -1,7 +1,6 @@
 """rockit.common as a registry layer: read from a stand-in of today's shape in a process of its own;
 entries camvirtd cannot use, or a rockit.common that does not import, are warnings, never a stop."""
 
-import json
 import os
 import socket
 import subprocess
@@ -9,7 +8,7 @@ import sys
 
 from testworld.rockitcommon_standin import TODAY_DAEMONS, env_with, load_in_a_process, write_rockit_common
 
-from testworld.support import free_port
+from testworld.support import write_one_camera_files
 from rockit.camvirt.rockitcommon import read_rockit_common
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -70,20 +69,14 @@ def test_camvirtd_says_at_start_which_entries_it_left_out(tmp_path):
     common = write_rockit_common(tmp_path / 'common', extra_daemons_source="""
         broken = PyroDaemon('broken daemon', IP.STINGTCS, 9000)
     """)
-    registry, config = tmp_path / 'registry.json', tmp_path / 'c.json'
-    registry.write_text(json.dumps({'daemons': {
-        'camvirt': {'object_id': 'camvirt_daemon', 'host': 'LocalHost', 'port': free_port()},
-        'cam': {'object_id': 'cam', 'host': 'LocalHost', 'port': free_port()}}}))
-    config.write_text(json.dumps({'daemon': 'camvirt', 'log_name': 'x', 'control_machines': ['LocalHost'],
-                                  'initialize_timeout': 1, 'shutdown_timeout': 1, 'libvirt_uri': 'test:///default',
-                                  'log_daemon': 'cam', 'domains': {'test': {'cam1': 'cam'}}}))
+    registry, config, _port = write_one_camera_files(tmp_path)
     notify_path = str(tmp_path / 'notify')
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
         notify.bind(notify_path)
         notify.settimeout(30)
-        env = env_with(common, CAMVIRTD_REGISTRY=str(registry), NOTIFY_SOCKET=notify_path,
+        env = env_with(common, CAMVIRTD_REGISTRY=registry, NOTIFY_SOCKET=notify_path,
                        STATE_DIRECTORY=str(tmp_path / 'state'))
-        daemon = subprocess.Popen([os.path.join(REPO, 'camvirtd'), str(config)], env=env, stdin=subprocess.DEVNULL,
+        daemon = subprocess.Popen([os.path.join(REPO, 'camvirtd'), config], env=env, stdin=subprocess.DEVNULL,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             assert notify.recv(100) == b'READY=1'

@@ -1,6 +1,7 @@
 """Helpers the tests, the benchmark and the sandbox share: ports, polling with a deadline, and domains
 on libvirt's test driver."""
 
+import json
 import os
 import random
 import re
@@ -35,6 +36,25 @@ def free_port(host='127.0.0.1'):
             except OSError:
                 continue
             return port
+
+
+def write_one_camera_files(folder, log_daemon=None):
+    """A registry and a config in `folder` for a camvirtd on loopback with one camera in the test
+    driver's own 'test' domain (which runs): enough to start it as a process. log_daemon: the address
+    ({'object_id', 'host', 'port'}) of an observatory log daemon, else the log goes to an address where
+    nothing listens. Returns (registry path, config path, camvirtd's port)."""
+    port = free_port()
+    daemons = {'camvirt': {'object_id': 'camvirt_daemon', 'host': 'LocalHost', 'port': port},
+               'cam': {'object_id': 'cam', 'host': 'LocalHost', 'port': free_port()},
+               'log': log_daemon or {'object_id': 'log', 'host': 'LocalHost', 'port': free_port()}}
+    registry, config = os.path.join(str(folder), 'registry.json'), os.path.join(str(folder), 'c.json')
+    with open(registry, 'w') as f:
+        json.dump({'daemons': daemons, 'machines': {'LocalHost': '127.0.0.1'}}, f)
+    with open(config, 'w') as f:
+        json.dump({'daemon': 'camvirt', 'log_name': 'camvirtd@test', 'control_machines': ['LocalHost'],
+                   'initialize_timeout': 1, 'shutdown_timeout': 1, 'libvirt_uri': TEST_URI, 'log_daemon': 'log',
+                   'domains': {'test': {'cam1': 'cam'}}}, f)
+    return registry, config, port
 
 
 def deadline(seconds):

@@ -311,7 +311,7 @@ def fleet_host(path):
     try:
         config = load_config(path, load_registry())
     except (ConfigError, RegistryError) as e:
-        return [(name, 'bad config: ' + one_line(e), '', '', '', '')], True
+        return [(name, 'bad config: ' + first_problem(e), '', '', '', '')], True
     try:
         status = call_daemon(config, 'report_status', STATUS_TIMEOUT)
     except Pyro4.errors.PyroError as error:  # unreachable, or something else answers there
@@ -337,10 +337,10 @@ def guarded_fleet_host(path):
         return fleet_host(path)
     except Exception as e:  # pylint: disable=broad-except
         name = os.path.splitext(os.path.basename(path))[0][:64]
-        return [(name, 'cannot show: ' + (one_line(e) or type(e).__name__), '', '', '', '')], True
+        return [(name, 'cannot show: ' + (first_problem(e) or type(e).__name__), '', '', '', '')], True
 
 
-def one_line(error):
+def first_problem(error):
     """The first line of an error, cut to a sane length, with how many more there are."""
     lines = str(error).splitlines() or ['']
     more = ' (and {} more problems)'.format(len(lines) - 1) if len(lines) > 1 else ''

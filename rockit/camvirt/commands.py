@@ -3,7 +3,6 @@ wait, stop, force) -> outcome (logged, kept as the last command). Also the comma
 itself: restarting a domain that stopped while it should run."""
 
 import contextlib
-import datetime
 import time
 
 from .admission import CAMVIRTD_ITSELF, Admission, Refusal, describe_caller
@@ -12,10 +11,7 @@ from .crashwatch import CrashWatch, RestartQueue
 from .refusals import RefusalLog
 from .statefile import NoMemory
 from .steps import FORCED_POWER_OFF_TIMEOUT, Steps
-
-
-def utc_iso(timestamp):
-    return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc).isoformat(timespec='seconds')
+from .times import utc_iso
 
 
 class Commands:

@@ -8,7 +8,6 @@ still recorded as running when camvirtd starts was cut off by camvirtd's own dea
 last command, failed, marked interrupted.
 """
 
-import datetime
 import glob
 import json
 import math
@@ -22,6 +21,7 @@ import jsonschema
 from .constants import CommandStatus
 from .jsonfile import JsonFileError, read_json_file
 from .schemawords import NAME_PATTERN, schema_problems
+from .times import utc_iso
 
 STATE_ENV = 'STATE_DIRECTORY'  # what systemd's StateDirectory=camvirtd sets (/var/lib/camvirtd)
 SYSTEM_STATE_DIR = '/var/lib/camvirtd'
@@ -84,10 +84,6 @@ def state_path(folder, config_path):
     """<folder>/<config file stem>.json: one state file per config."""
     stem = os.path.splitext(os.path.basename(config_path))[0]
     return os.path.join(folder, stem + '.json')
-
-
-def utc_iso(timestamp):
-    return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc).isoformat(timespec='seconds')
 
 
 def boot_id():

@@ -3,10 +3,10 @@
 import math
 
 from .arguments import is_camera_id
-from .commands import utc_iso
 from .constants import OFFLINE_CAMERA_STATUS, CameraState, VMState
 from .crashwatch import STOPPED
 from .logtext import quote
+from .times import utc_iso
 
 
 def unknown_camera(camera_id, cameras):
@@ -52,6 +52,7 @@ class Status:
         statuses = self._workers.run_parallel(lambda c: self._camera_status(c, states[c.domain].state), cameras)
         by_id = {c.id: s if isinstance(s, dict) else dict(OFFLINE_CAMERA_STATUS) for c, s in zip(cameras, statuses)}
         running = self._commands.admission.running
+        should_run = set(self._commands.crashes.expected_running())
         return {
             'daemon': self._config.daemon_name,
             'libvirt_uri': self._hypervisor.uri,
@@ -59,7 +60,7 @@ class Status:
             'command': running.name if running else None,
             'last_command': self._commands.last_command,
             # What camvirtd expects to run (after initialize, until shutdown or an unexpected stop).
-            'should_run': [name for name in self._config.domains if name in self._commands.crashes.expected_running()],
+            'should_run': [name for name in self._config.domains if name in should_run],
             'domains': [self._domain_entry(name, states[name], by_id) for name in self._config.domains],
         }
 

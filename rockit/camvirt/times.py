@@ -5,6 +5,11 @@ import datetime
 import time
 
 
+def utc_iso(timestamp):
+    """A Unix time as report_status() and the state file give times: ISO 8601 UTC, to the second."""
+    return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc).isoformat(timespec='seconds')
+
+
 def parse_iso(text):
     """An aware datetime from report_status()'s ISO 8601 strings; None for anything else."""
     if not isinstance(text, str):
