@@ -1,5 +1,5 @@
 """camvirtd's benchmark: how late it notices ready and stopped VMs, what it costs the dashboard, and
-what it costs the host. Prints a table and writes bench/results.json (see README, "Performance").
+what it costs the host. Prints a table and writes bench/results.json (see docs/performance.md).
 
     .venv/bin/python bench/bench.py [--smoke] [--output PATH]
 

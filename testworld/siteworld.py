@@ -4,7 +4,7 @@ A TCS host, two DAS hosts and a dashboard host on a site network; each DAS host 
 libvirtd (privatelibvirtd.py, run in the DAS namespace), its simulated camera VMs (each VM's camd a
 process in a namespace of its own on the DAS host's camera bridge, up while its domain runs) and
 camvirtd, bound to its registry address. The folder gets the site registry, the camvirtd configs and
-site.json (what the callers in sitecallers.py read). See README.md, "A whole site on one machine".
+site.json (what the callers in sitecallers.py read). See docs/testworld.md, "A whole site on one machine".
 
 Everything the world makes is named after a prefix unique to it, written to the folder first: when
 the world stops or fails it removes all of it, and a world killed outright is cleaned up by the next
