@@ -1,9 +1,11 @@
 """The libvirt side: event-to-state decisions, and a Hypervisor following the test driver's events."""
 
+import threading
+
 import libvirt
 import pytest
 
-from testworld.support import TEST_URI, ListLog, deadline, define_test_domain, remove_domain
+from testworld.support import TEST_URI, ListLog, deadline, define_test_domain, remove_domain, wait_until
 from rockit.camvirt.shared.constants import VMState
 from rockit.camvirt.virt.hypervisor import (Hypervisor, HypervisorUnavailable, close_reason, state_after_event,
                                        state_from_info)
@@ -198,3 +200,54 @@ def test_waits_raise_when_libvirt_is_unreachable(tmp_path):
 def test_close_reasons_are_named():
     assert close_reason(libvirt.VIR_CONNECT_CLOSE_REASON_KEEPALIVE) == 'libvirtd stopped answering keepalives'
     assert close_reason(99) == 'close reason 99'
+
+
+def test_a_listener_that_blocks_does_not_hold_up_libvirt_events(conn, watched):
+    """Listeners run on a dispatch thread: one stuck on a slow disk leaves libvirt's event thread free
+    (which also answers the keepalives of a remote libvirtd), so states keep following the domains."""
+    hypervisor, (present, _absent) = watched
+    assert wait_state(hypervisor, present, VMState.ShutOff)
+    release, seen = threading.Event(), []
+
+    def stuck_on_disk(name, old, new):
+        seen.append((name, new))
+        release.wait(20)
+    hypervisor.add_listener(stuck_on_disk)
+    try:
+        dom = conn.lookupByName(present)
+        dom.create()
+        assert wait_state(hypervisor, present, VMState.Running)
+        dom.destroy()
+        assert wait_state(hypervisor, present, VMState.ShutOff)
+        dom.create()
+        assert wait_state(hypervisor, present, VMState.Running)
+    finally:
+        release.set()
+    # Every change reaches the listener, in the order it happened.
+    def states_seen():
+        return [state for name, state in seen if name == present]
+    assert wait_until(lambda: len(states_seen()) == 3, 5)
+    assert states_seen() == [VMState.Running, VMState.ShutOff, VMState.Running]
+
+
+def test_a_listener_that_raises_is_logged_and_later_changes_still_arrive(conn):
+    present, log, seen = 'hv-raise-{}'.format(id(conn) % 10000), ListLog(), []
+    define_test_domain(conn, present)
+    hypervisor = Hypervisor(TEST_URI, [present], log)
+    hypervisor.start()
+
+    def broken(name, old, new):
+        seen.append(new)
+        if new == VMState.Running:
+            raise ValueError('listener bug')
+    hypervisor.add_listener(broken)
+    try:
+        assert wait_state(hypervisor, present, VMState.ShutOff)
+        dom = conn.lookupByName(present)
+        dom.create()
+        dom.destroy()
+        assert wait_until(lambda: seen[-2:] == [VMState.Running, VMState.ShutOff], 5)
+    finally:
+        hypervisor.stop()
+        remove_domain(conn, present)
+    assert ('error', 'a libvirt event listener failed: ValueError: listener bug') in log.lines

@@ -14,6 +14,7 @@ from collections import namedtuple
 import libvirt
 
 from ..shared.constants import VMState
+from .events import Dispatch, StateChange
 
 RECONNECT_MIN_DELAY = 0.25
 RECONNECT_MAX_DELAY = 5.0
@@ -149,9 +150,9 @@ def stop_event_loop():
 
 
 class Hypervisor:
-    """A self-healing libvirt connection and the states of the domains named in the config. Owns two
-    threads, both ended by stop(): the one that keeps the connection, and one that re-reads a domain's
-    state when an event does not tell it."""
+    """A self-healing libvirt connection and the states of the domains named in the config. Owns three
+    threads, all ended by stop(): the one that keeps the connection, one that re-reads a domain's
+    state when an event does not tell it, and the dispatch thread its listeners run on."""
 
     def __init__(self, uri, domain_names, log):
         self.uri = uri
@@ -175,10 +176,13 @@ class Hypervisor:
                                         daemon=True)
         # Not on the event loop's thread: a libvirt call there would wait on the loop itself.
         self._refresher = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix='libvirt-refresh')
+        # Listeners and log lines never run on libvirt's event thread (see events.py).
+        self._dispatch = Dispatch(log)
 
     # --- lifecycle -------------------------------------------------------------------------------
 
     def start(self):
+        self._dispatch.start()
         start_event_loop()
         self._thread.start()
 
@@ -191,6 +195,7 @@ class Hypervisor:
             conn, self._conn = self._conn, None
         if conn is not None:
             _close_quietly(conn, self._callback_id)
+        self._dispatch.stop()
 
     def _keep_connected(self):
         delay = RECONNECT_MIN_DELAY
@@ -233,13 +238,13 @@ class Hypervisor:
             self._conn, self._callback_id, self._connecting = conn, callback_id, None
             self._cond.notify_all()
         if self._last_error is not None:
-            self._log.info('reconnected to libvirt at {}'.format(self.uri))
+            self._dispatch.post(self._log.info, 'reconnected to libvirt at {}'.format(self.uri))
         self._last_error = None
         return conn
 
     def _note_connect_failure(self, message):
         if message != self._last_error:
-            self._log.error('cannot connect to libvirt at {}: {}'.format(self.uri, message))
+            self._dispatch.post(self._log.error, 'cannot connect to libvirt at {}: {}'.format(self.uri, message))
         self._last_error = message
 
     def _forget(self, conn):
@@ -262,7 +267,7 @@ class Hypervisor:
             return
         if not self._stopping.is_set():
             self._last_error = 'connection closed: {}'.format(close_reason(reason))
-            self._log.error('lost connection to libvirt at {} ({}); reconnecting'.format(
+            self._dispatch.post(self._log.error, 'lost connection to libvirt at {} ({}); reconnecting'.format(
                 self.uri, close_reason(reason)))
         self._closed.set()
 
@@ -284,13 +289,13 @@ class Hypervisor:
     # --- state ----------------------------------------------------------------------------------
 
     def _set_state(self, name, state):
-        """Records a state; caller holds the condition. Returns (name, old, new) or None."""
+        """Records a state; caller holds the condition. Returns a StateChange or None."""
         old = self._states[name].state
         self._cond.notify_all()
         if old == state:
             return None
         self._states[name] = DomainStatus(state, time.time())
-        return name, old, state
+        return StateChange(name, old, state)
 
     def add_connection_listener(self, listener):
         """listener.connected(conn) is called on each new connection (on the connection
@@ -304,14 +309,18 @@ class Hypervisor:
             return self._conn
 
     def add_listener(self, listener):
-        """listener(name, old state, new state) is called after each state change, outside locks."""
+        """listener(name, old state, new state) is called after each state change, in order, on the
+        dispatch thread: never on libvirt's event thread, never with a lock of ours held."""
         self._listeners.append(listener)
 
     def _report(self, changes):
         for change in changes:
-            for listener in self._listeners:
-                if change is not None:
-                    listener(*change)
+            if change is not None:
+                self._dispatch.post(self._deliver, change)
+
+    def _deliver(self, change):
+        for listener in self._listeners:
+            listener(*change)
 
     def _refresh(self, conn, name):
         """Reads one domain's state from libvirt, unless an event overtook the read."""
