@@ -4,8 +4,6 @@ still runs. Each returns the problems it met, one line each (empty: it worked)."
 
 import time
 
-import libvirt
-
 from .cameras import wait_until_answering
 from ..shared.constants import VMState
 from ..virt.devices import DevicesAbsent, start_when_present
@@ -127,9 +125,6 @@ class Steps:
                                              deadline - time.monotonic())
         problems = []
         for name, result in zip(names, results):
-            if isinstance(result, libvirt.libvirtError) and \
-                    result.get_error_code() == libvirt.VIR_ERR_OPERATION_INVALID:
-                continue  # it stopped between our look and our request
             if isinstance(result, Exception):
                 problems.append('cannot shut down domain {}: {}'.format(name, describe_error(result)))
         return problems

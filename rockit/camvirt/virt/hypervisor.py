@@ -412,19 +412,28 @@ class Hypervisor:
 
     def request_shutdown(self, name):
         """Asks the guest to shut down: its agent, else the ACPI power button; a plain shutdown where
-        the driver refuses those flags (libvirt's test driver does)."""
+        the driver refuses those flags (libvirt's test driver does). A domain that stopped between the
+        caller's look and this request is left alone."""
         dom = self._domain(name)
-        flags = libvirt.VIR_DOMAIN_SHUTDOWN_GUEST_AGENT | libvirt.VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN
         try:
-            dom.shutdownFlags(flags)
+            _ask_to_shut_down(dom)
         except libvirt.libvirtError as e:
-            if e.get_error_code() not in _UNSUPPORTED_FLAG_ERRORS:
+            if e.get_error_code() != libvirt.VIR_ERR_OPERATION_INVALID:
                 raise
-            dom.shutdown()
 
     def destroy_domain(self, name):
         """Pulls the plug: the guest stops at once, without shutting down."""
         self._domain(name).destroy()
+
+
+def _ask_to_shut_down(dom):
+    flags = libvirt.VIR_DOMAIN_SHUTDOWN_GUEST_AGENT | libvirt.VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN
+    try:
+        dom.shutdownFlags(flags)
+    except libvirt.libvirtError as e:
+        if e.get_error_code() not in _UNSUPPORTED_FLAG_ERRORS:
+            raise
+        dom.shutdown()
 
 
 def _close_quietly(conn, callback_id):
