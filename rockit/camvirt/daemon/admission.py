@@ -7,12 +7,13 @@ import threading
 from ..shared.addresses import ControlMachines
 from ..shared.constants import CommandStatus
 from ..shared.quoting import quote
+from ..shared.errors import CamvirtError
 
 # The caller of a command that camvirtd starts itself (restarting a crashed domain).
 CAMVIRTD_ITSELF = None
 
 
-class Refusal(Exception):
+class Refusal(CamvirtError):
     """A command that does not run: `status` for the caller; what was refused, to whom and why (a short
     fixed phrase, by which refusals are counted) and any detail, for the log."""
 

@@ -20,8 +20,10 @@ import jsonschema
 
 from ..shared.constants import CommandStatus
 from ..shared.jsonfile import JsonFileError, read_json_file
-from ..shared.schemawords import NAME_PATTERN, schema_problems
+from ..shared.constants import NAME_PATTERN
+from ..shared.schemawords import schema_problems
 from ..shared.times import utc_iso
+from ..shared.errors import CamvirtError
 
 STATE_ENV = 'STATE_DIRECTORY'  # what systemd's StateDirectory=camvirtd sets (/var/lib/camvirtd)
 SYSTEM_STATE_DIR = '/var/lib/camvirtd'
@@ -133,7 +135,7 @@ def remove_leftovers(path):
             pass
 
 
-class StateFileError(Exception):
+class StateFileError(CamvirtError):
     """A state file that cannot be used; one line naming the file."""
 
 

@@ -5,7 +5,9 @@ import math
 import jsonschema
 
 from .jsonfile import JsonFileError, read_json_file
-from .schemawords import NAME_PATTERN, schema_problems as described_problems
+from .constants import NAME_PATTERN
+from .schemawords import schema_problems as described_problems
+from .errors import CamvirtError
 
 DEFAULT_LIBVIRT_URI = 'qemu:///system'
 DEFAULT_LOG_DAEMON = 'observatory_log'
@@ -61,7 +63,7 @@ CONFIG_SCHEMA = {
 }
 
 
-class ConfigError(Exception):
+class ConfigError(CamvirtError):
     """A config that cannot be used. `problems` holds one line per problem, each naming the file."""
 
     def __init__(self, problems):

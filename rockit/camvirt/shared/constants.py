@@ -1,4 +1,10 @@
-"""Status codes shared by camvirtd and camvirt, and the messages the client prints for them."""
+"""Status codes shared by camvirtd and camvirt, and the messages the client prints for them; the one
+rule for names."""
+
+# Domain names, camera ids (and so every name a config, registry or state file holds): what libvirt
+# and a shell take without quoting. \Z, not $: a name must not end in a newline.
+NAME_PATTERN = r'^[A-Za-z0-9._+-]{1,64}\Z'
+NAME_WORDS = 'a name of 1-64 letters, digits and ._+-'
 
 
 class CommandStatus:
@@ -8,7 +14,6 @@ class CommandStatus:
     Blocked = 2
     UnknownDomain = 3
     InvalidArguments = 3  # domains or force of the wrong shape, as for an unknown domain
-    LibvirtUnavailable = 4
     InvalidControlIP = 10
     CommunicationError = -101
 
@@ -17,7 +22,6 @@ class CommandStatus:
         1: 'command failed',
         2: 'another command is already running',
         3: 'invalid arguments (unknown domain name or malformed request)',
-        4: 'libvirt is unreachable',
         10: 'command not accepted from this IP',
         -101: 'unable to communicate with camvirt daemon',
     }

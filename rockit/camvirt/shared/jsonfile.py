@@ -5,6 +5,7 @@ costs a one-line error and nothing more."""
 import json
 import os
 import stat
+from .errors import CamvirtError
 
 # Far above any real config, registry or state file (a few KB).
 MAX_BYTES = 1024 * 1024
@@ -15,7 +16,7 @@ _KINDS = [(stat.S_ISDIR, 'a directory'), (stat.S_ISFIFO, 'a FIFO'), (stat.S_ISCH
           (stat.S_ISBLK, 'a block device'), (stat.S_ISSOCK, 'a socket')]
 
 
-class JsonFileError(Exception):
+class JsonFileError(CamvirtError):
     """A file that cannot be used; the message is one line that starts with the file's path."""
 
 

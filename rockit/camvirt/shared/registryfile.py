@@ -16,10 +16,13 @@ import Pyro4.constants
 import Pyro4.core
 import Pyro4.errors
 
+from .constants import NAME_PATTERN
+from .errors import CamvirtError
 from .jsonfile import JsonFileError, read_json_file
+from .quoting import quote
 
 # Daemon and machine names: what rockit.common's attribute names and today's registry use.
-NAME_PATTERN = re.compile(r'[A-Za-z0-9._+-]{1,64}\Z')
+_NAME = re.compile(NAME_PATTERN)
 _DOTTED_NUMBERS = re.compile(r'[0-9.]+\Z')
 MAX_OBJECT_ID = 128
 # More problems than this in one file are counted, not listed: the output stays readable.
@@ -28,7 +31,7 @@ _TOP_KEYS = ('daemons', 'machines')
 _DAEMON_KEYS = ('object_id', 'host', 'port')
 
 
-class RegistryError(Exception):
+class RegistryError(CamvirtError):
     """A registry that cannot be used. `problems` holds one line per problem, each naming the file."""
 
     def __init__(self, problems):
@@ -44,9 +47,8 @@ def capped(lines, path):
 
 
 def shown(value, limit=40):
-    """`value` as it appears in a message: repr, cut short so that a hostile file cannot make a long line."""
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit - 5] + '...' + text[-2:]
+    """`value` as it appears in a message, cut short so that a hostile file cannot make a long line."""
+    return quote(value, limit)
 
 
 def ip_problem(value):
@@ -63,7 +65,7 @@ def ip_problem(value):
 
 
 def name_problem(name, what):
-    if isinstance(name, str) and NAME_PATTERN.match(name):
+    if isinstance(name, str) and _NAME.match(name):
         return None
     return '{} is not a valid {} name (letters, digits and ._+-, at most 64)'.format(shown(name), what)
 
@@ -95,7 +97,7 @@ def port_problem(value):
 
 def host_problem(value):
     """(host as stored, None) or (None, what is wrong): an IP literal (normalised) or a machine name."""
-    if isinstance(value, str) and NAME_PATTERN.match(value):
+    if isinstance(value, str) and _NAME.match(value):
         try:
             return str(ipaddress.ip_address(value)), None
         except ValueError:

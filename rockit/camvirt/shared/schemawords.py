@@ -2,10 +2,10 @@
 Rocky 9, 4.x elsewhere, which word several rules differently), one short line each whatever the
 input: names and values are shown truncated and escaped."""
 
-# Domain names, camera ids (and so every name a state file holds): what libvirt and a shell take
-# without quoting.
-NAME_PATTERN = '^[A-Za-z0-9._+-]{1,64}$'
-PATTERN_WORDS = {NAME_PATTERN: 'a name of 1-64 letters, digits and ._+-'}
+from .constants import NAME_PATTERN, NAME_WORDS
+from .quoting import quote
+
+PATTERN_WORDS = {NAME_PATTERN: NAME_WORDS}
 SHOWN_CHARS = 40
 # Unknown keys named one by one, at most; the rest are counted.
 MAX_KEYS_SHOWN = 10
@@ -15,9 +15,8 @@ _TYPE_WORDS = {'object': 'an object', 'array': 'a list', 'string': 'a string', '
 
 
 def shown(value):
-    """A value as it appears in a message: repr, cut to SHOWN_CHARS (a 5 MB string stays one line)."""
-    text = repr(value)
-    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + '...'
+    """A value as it appears in a message (a 5 MB string stays one short line)."""
+    return quote(value, SHOWN_CHARS)
 
 
 def _key(part):

@@ -14,8 +14,9 @@ import libvirt
 
 from ..shared.constants import VMState
 from .hypervisor import HypervisorUnavailable
+from ..shared.errors import CamvirtError
 from ..shared.hostdevs import (PCI, USB, describe, device_entry, find_node_device, id_text, parse_hostdevs,
-                       parse_node_device, understood)
+                               parse_node_device, understood)
 
 # While initialize() waits for a missing device, libvirt is asked again this often (seconds).
 REFRESH_INTERVAL = 1.0
@@ -250,7 +251,7 @@ class DevicePresence:
         return missing
 
 
-class DevicesAbsent(Exception):
+class DevicesAbsent(CamvirtError):
     """A domain not started because devices it needs are not on the host; one line per device."""
 
     def __init__(self, problems):

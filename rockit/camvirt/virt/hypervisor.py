@@ -15,6 +15,7 @@ import libvirt
 
 from ..shared.constants import VMState
 from .events import Dispatch, StateChange
+from ..shared.errors import CamvirtError
 
 RECONNECT_MIN_DELAY = 0.25
 RECONNECT_MAX_DELAY = 5.0
@@ -57,7 +58,7 @@ _UNSUPPORTED_FLAG_ERRORS = (libvirt.VIR_ERR_INVALID_ARG, libvirt.VIR_ERR_NO_SUPP
                             libvirt.VIR_ERR_ARGUMENT_UNSUPPORTED, libvirt.VIR_ERR_OPERATION_UNSUPPORTED)
 
 
-class HypervisorUnavailable(Exception):
+class HypervisorUnavailable(CamvirtError):
     """libvirt cannot be reached now."""
 
 
