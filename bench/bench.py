@@ -29,7 +29,8 @@ import Pyro4  # noqa: E402
 
 from rockit.camvirt.daemon.cameras import CameraProbe  # noqa: E402
 from rockit.camvirt.shared.config import MAX_DOMAINS, parse_config  # noqa: E402
-from rockit.camvirt.virt.hypervisor import Hypervisor, start_event_loop  # noqa: E402
+from rockit.camvirt.virt.eventloop import start_event_loop  # noqa: E402
+from rockit.camvirt.virt.hypervisor import Hypervisor  # noqa: E402
 from rockit.camvirt.daemon.obslog import ObservatoryLog  # noqa: E402
 from rockit.camvirt.shared.registry import Registry  # noqa: E402
 from rockit.camvirt.daemon.api import CamvirtAPI  # noqa: E402

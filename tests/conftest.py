@@ -15,7 +15,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from rockit.camvirt.daemon.cameras import CameraProbe  # noqa: E402
 from rockit.camvirt.shared.config import parse_config  # noqa: E402
-from rockit.camvirt.virt.hypervisor import Hypervisor, start_event_loop  # noqa: E402
+from rockit.camvirt.virt.eventloop import start_event_loop  # noqa: E402
+from rockit.camvirt.virt.hypervisor import Hypervisor  # noqa: E402
 from rockit.camvirt.shared.registry import Registry  # noqa: E402
 from rockit.camvirt.daemon.api import CamvirtAPI  # noqa: E402
 from rockit.camvirt.daemon.service import configure_pyro  # noqa: E402

@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import libvirt
 
-from rockit.camvirt.virt.hypervisor import start_event_loop
+from rockit.camvirt.virt.eventloop import start_event_loop
 from rockit.camvirt.shared.registry import REGISTRY_ENV
 from rockit.camvirt.daemon.service import StopRequest, configure_pyro, load_or_exit
 

@@ -19,7 +19,7 @@ import uuid
 import libvirt
 import pytest
 
-from rockit.camvirt.virt.hypervisor import start_event_loop
+from rockit.camvirt.virt.eventloop import start_event_loop
 from rockit.camvirt.shared.registry import DaemonAddress
 from testworld.sandbox import SimulatedGuests
 from testworld.simcamd import ANSWERS

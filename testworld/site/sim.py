@@ -13,7 +13,7 @@ from ..privatelibvirtd import PrivateLibvirtd
 from ..sandbox import SimulatedGuests, define_domains, say
 from ..simcamd import ABSENT, HUNG, CameraVMSimulator
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PROCESS_STOP_TIMEOUT = 10
 
 

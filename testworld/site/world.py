@@ -22,7 +22,7 @@ import time
 import libvirt
 
 from rockit.camvirt.shared.config import ConfigError, load_config
-from rockit.camvirt.virt.hypervisor import start_event_loop
+from rockit.camvirt.virt.eventloop import start_event_loop
 from rockit.camvirt.shared.registry import REGISTRY_ENV, RegistryError, load_registry
 from rockit.camvirt.daemon.service import StopRequest
 
@@ -34,7 +34,7 @@ from ..sandbox import Sandbox, say, simulated_cameras
 from .net import NetError, SiteNetwork, remove_namespaces
 from .sim import DasGuests, NsProcess
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CAMVIRTD = os.path.join(REPO, 'camvirtd')
 STATE_FILE = '.camvirt-site'
 START_TIMEOUT = 60

@@ -18,7 +18,8 @@ from ..shared.addresses import ControlMachines
 from .cameras import CameraProbe
 from ..shared.config import ConfigError, load_config
 from .api import CamvirtAPI
-from ..virt.hypervisor import Hypervisor, stop_event_loop
+from ..virt.eventloop import stop_event_loop
+from ..virt.hypervisor import Hypervisor
 from .obslog import ObservatoryLog
 from ..wire.refusals import RefusalLog
 from ..shared.registry import RegistryError, load_registry

@@ -13,7 +13,7 @@ import time
 import libvirt
 
 from ..shared.constants import VMState
-from .hypervisor import HypervisorUnavailable
+from .connection import HypervisorUnavailable
 from ..shared.errors import CamvirtError
 from ..shared.hostdevs import (PCI, USB, describe, device_entry, find_node_device, id_text, parse_hostdevs,
                                parse_node_device, understood)
