@@ -104,7 +104,7 @@ class Commands:
     # --- crash awareness -------------------------------------------------------------------------
 
     def _on_domain_change(self, name, _old, new):
-        """Called by the hypervisor on every state change (on libvirt's event thread)."""
+        """Called by the hypervisor on every state change (on its dispatch thread)."""
         if name in self.admission.busy_domains():
             return  # the command itself is changing it; _look_again() sees where it left them
         self._observe(name, new)
@@ -125,8 +125,9 @@ class Commands:
 
     def _wait_for_libvirt(self):
         """At start, stops are reported while libvirt's states are being read, before commands can use
-        the connection: a restart then would fail as "libvirt unreachable" and spend budget."""
-        self._hypervisor.wait_connected(time.monotonic() + self._config.initialize_timeout)
+        the connection: a restart then would fail as "libvirt unreachable" and spend budget, and one
+        begun before every stop was reported would leave the others for a second command."""
+        self._hypervisor.wait_settled(time.monotonic() + self._config.initialize_timeout)
 
     def _restart_crashed(self, names):
         """Restarts, in one initialize, the domains of `names` that the hourly budget allows."""

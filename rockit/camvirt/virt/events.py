@@ -9,6 +9,7 @@ virt/libvirt/host.py does with its event queue).
 
 import queue
 import threading
+import time
 from collections import namedtuple
 
 # A domain's state changed: what the listeners of the domain table receive.
@@ -35,6 +36,16 @@ class Dispatch:
     def post(self, call, *args):
         """Queues call(*args); returns at once (safe on libvirt's thread: no lock held for long)."""
         self._queue.put((call, args))
+
+    def flush(self, deadline):
+        """Waits until everything posted before this call has run, or time.monotonic() passes
+        deadline; returns whether it all ran. At once on the dispatch thread itself (it would wait on
+        itself)."""
+        if threading.current_thread() is self._thread or not self._started:
+            return True
+        done = threading.Event()
+        self.post(done.set)
+        return done.wait(max(0.0, deadline - time.monotonic()))
 
     def stop(self):
         """Runs what is queued, then ends the thread."""

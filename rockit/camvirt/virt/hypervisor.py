@@ -51,6 +51,12 @@ class Hypervisor:
         """Blocks until connected or time.monotonic() passes deadline; returns whether connected."""
         return self._connection.wait_connected(deadline)
 
+    def wait_settled(self, deadline):
+        """Blocks until connected and every state change read so far has reached the listeners, or
+        time.monotonic() passes deadline; returns whether both happened. At start, what the first
+        reads found (every VM off after a host reboot) is then known to the listeners as a whole."""
+        return self._connection.wait_connected(deadline) and self._dispatch.flush(deadline)
+
     # --- the domain table: see DomainTable for each -------------------------------------------------
 
     def add_listener(self, listener):
