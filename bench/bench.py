@@ -27,12 +27,11 @@ sys.path.insert(0, REPO)
 import libvirt  # noqa: E402
 import Pyro4  # noqa: E402
 
-from rockit.camvirt.cameras import CameraProbe  # noqa: E402
+from rockit.camvirt.compose import Camvirtd  # noqa: E402
 from rockit.camvirt.config import parse_config  # noqa: E402
-from rockit.camvirt.hypervisor import Hypervisor, start_event_loop  # noqa: E402
+from rockit.camvirt.hypervisor import start_event_loop  # noqa: E402
 from rockit.camvirt.obslog import ObservatoryLog  # noqa: E402
 from rockit.camvirt.registry import Registry  # noqa: E402
-from rockit.camvirt.api import CamvirtAPI  # noqa: E402
 from rockit.camvirt.service import configure_pyro  # noqa: E402
 from testworld import support  # noqa: E402
 from testworld.simcamd import SimulatedCamd  # noqa: E402
@@ -90,13 +89,10 @@ class InProcessWorld:
         self.config = parse_config(data, '<bench>', registry)
         self.camds = [SimulatedCamd(self.config.cameras['cam{}'.format(i)].address, 'cam{}'.format(i))
                       for i in range(n)]
-        self.hypervisor = Hypervisor(TEST_URI, self.config.domains, QuietLog())
-        self.probe = CameraProbe(self.config.camera_timeout)
-        self.pyro = Pyro4.Daemon(host='127.0.0.1', port=self.config.daemon.port)
-        self.api = CamvirtAPI(self.config, self.hypervisor, self.probe, QuietLog())
-        self.uri = self.pyro.register(self.api, objectId=self.config.daemon.object_id)
-        self.hypervisor.start()
-        threading.Thread(target=self.pyro.requestLoop, daemon=True).start()
+        # camvirtd as the service composes it, served by the same hardened server.
+        self.camvirtd = Camvirtd(self.config, QuietLog()).start()
+        self.hypervisor = self.camvirtd.hypervisor
+        self.uri = self.camvirtd.uri
         wait_until(lambda: self.hypervisor.connected)
         self.stopped_at = {}
         self._callback = conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._event, None)
@@ -160,10 +156,7 @@ class InProcessWorld:
     def close(self):
         self.reset()
         self.conn.domainEventDeregisterAny(self._callback)
-        self.pyro.shutdown()
-        self.hypervisor.stop()
-        self.api.close()
-        self.probe.close()
+        self.camvirtd.stop()
         for dom in self.domains():
             dom.undefine()
 

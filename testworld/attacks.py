@@ -6,6 +6,7 @@ client would send, or deliberately not. Every function is bounded in count and t
 
 import os
 import socket
+import struct
 import time
 
 import Pyro4.util
@@ -190,3 +191,19 @@ def connections_to(pid, port):
             if remote_port == port and fields[9] in inodes and fields[3] == '01':  # ESTABLISHED
                 count += 1
     return count
+
+
+def reset(sock):
+    """Closes `sock` with a TCP reset (SO_LINGER 0) instead of a FIN: the server's getpeername() on it
+    fails from then on."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+    sock.close()
+
+
+def call_and_reset(host, port, object_id, method, args, oneway=False, source=ATTACKER):
+    """Handshakes, sends one call of method(*args) and resets the connection at once."""
+    sock = handshake(host, port, object_id, source)
+    try:
+        sock.sendall(invoke_message(object_id, method, args, oneway=oneway))
+    finally:
+        reset(sock)

@@ -5,7 +5,9 @@ itself: restarting a domain that stopped while it should run."""
 import contextlib
 import time
 
-from .admission import CAMVIRTD_ITSELF, Admission, Refusal, describe_caller
+from .admission import Admission, Refusal
+from .callers import CAMVIRTD_ITSELF
+from .callers import describe as describe_caller
 from .constants import CommandStatus
 from .crashwatch import CrashWatch, RestartQueue
 from .refusals import RefusalLog

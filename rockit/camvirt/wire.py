@@ -32,6 +32,7 @@ import Pyro4.core
 import Pyro4.errors
 import Pyro4.util
 
+from . import callers
 from .addresses import canonical
 from .fairjobs import FairJobs
 from .wireframes import CLOSED, COMPLETE, PARTIAL, Client, Refusal, read_message, readable, refusal_reply
@@ -312,17 +313,21 @@ class HardenedServer:
         """Handles one complete message with Pyro's Daemon; whether to keep the connection."""
         client.conn.feed(data)
         try:
-            if not client.handshaken:
-                client.handshaken = self.daemon._handshake(client.conn)  # pylint: disable=protected-access
-                return client.handshaken
-            self.daemon.handleRequest(client.conn)
-            return True
+            with callers.serving(client.source):
+                return self._handle(client)
         except (OSError, Pyro4.errors.ConnectionClosedError, Pyro4.errors.TimeoutError):
             return False
         except Exception as e:  # pylint: disable=broad-except
             # Pyro answered the caller already where it could (a bad message, a refused serializer).
             self._refusals.refused(client.source, 'request', 'bad request', '{}: {}'.format(type(e).__name__, e))
             return False
+
+    def _handle(self, client):
+        if not client.handshaken:
+            client.handshaken = self.daemon._handshake(client.conn)  # pylint: disable=protected-access
+            return client.handshaken
+        self.daemon.handleRequest(client.conn)
+        return True
 
     # --- stopping ---------------------------------------------------------------------------------
 
