@@ -294,6 +294,13 @@ class ProcessWorld:
             fields = dict(line.split(':', 1) for line in f)
         return int(fields['VmRSS'].split()[0]) / 1024.0, int(fields['Threads'])
 
+    def vm_state(self):
+        """What no attack may change: the domain's state and the last command."""
+        with Pyro4.Proxy(self.camvirt_uri) as proxy:
+            proxy._pyroTimeout = 10  # pylint: disable=protected-access
+            status = proxy.report_status()
+        return [d['state'] for d in status['domains']], status['last_command']
+
     def open_fds(self):
         return len(os.listdir('/proc/{}/fd'.format(self.daemon.pid)))
 
@@ -304,10 +311,12 @@ class ProcessWorld:
         self.camds.wait(10)
 
 
-def load(uri, method, arg, clients, requests, fresh=False, background=False):
+def load(uri, method, arg, clients, requests, fresh=False, background=False, source=None):
     args = [PYTHON, os.path.join(REPO, 'bench', 'load.py'), uri, method, arg, str(clients), str(requests)]
     if fresh:
         args.append('--new-proxy-per-call')
+    if source:
+        args += ['--source', source]
     process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
     if background:
         return process
@@ -435,8 +444,9 @@ def main():
             hung = measure_hung_camera(world, *plan['hung'])
             fd_growth, fd_errors = measure_fd_growth(world, plan['fd_queries'])
             # Last, as its oneway calls of the hung camera keep camvirtd busy after it.
-            under_attack = attack.measure_under_attack(world, lambda: load(
-                world.camvirt_uri, 'report_camera_status', 'cam1', 1, plan['attack'], fresh=True), PeakSampler)
+            under_attack = attack.measure_under_attack(world, lambda source: load(
+                world.camvirt_uri, 'report_camera_status', 'cam1', 1, plan['attack'], fresh=True, background=True,
+                source=source), PeakSampler)
         finally:
             world.close()
     results = {
