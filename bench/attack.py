@@ -23,8 +23,11 @@ BOMB_FROM, PLAIN_FROM, BATCH_FROM, RESET_FROM = '127.0.0.14', '127.0.0.15', ('12
 HOLDERS = ['127.0.0.{}'.format(20 + i) for i in range(16)]  # 16 hosts x 32 connections
 WORST_FROM = ['127.0.0.{}'.format(40 + i) for i in range(16)]
 CONTROL, DASHBOARD = '127.0.0.1', '127.0.0.100'
-# The costliest serpent to parse (about 530 bytes of memory a byte) that fits the 8 KiB limit.
+# The costliest serpent to parse (about 530 bytes of memory a byte) that fits the 8 KiB limit: refused
+# unparsed, as it holds more values than a real request.
 COSTLY = b'[' + b'{},' * 2700 + b'{}]'
+# The costliest that is parsed: 256 values (wireframes.MAX_VALUES) of the costliest kind, a dict's.
+WORST_PARSED = b'{' + b','.join(b'%d:%d' % (10 ** 11 + i, 10 ** 11 + i) for i in range(256)) + b'}'
 # A 3 KB zlib body that inflates to 2 MB of serpent (Pyro4 would inflate it without limit).
 BOMB = zlib.compress(b'[' + b'1,' * 1000000 + b'1]', 9)
 # Held connections are renewed this often (camvirtd drops them after its 10 s idle limit).
@@ -89,14 +92,14 @@ def compressed_bomb(port, _object_id, stop):
     _repeat(stop, _send_and_close, BOMB_FROM, data)
 
 
-def _costly(msg_type):
+def _costly(msg_type, body=COSTLY):
     flags = message.FLAGS_META_ON_CONNECT if msg_type == message.MSG_CONNECT else 0
-    return message.Message(msg_type, COSTLY, attacks.SERPENT.serializer_id, flags, 1).to_bytes()
+    return message.Message(msg_type, body, attacks.SERPENT.serializer_id, flags, 1).to_bytes()
 
 
 def large_plain_messages(port, object_id, stop):
-    """24 connections from one address, each sending the costliest plain message the limit lets
-    through (8 KiB that parse to 4 MB), in the handshake and after it, again and again."""
+    """24 connections from one address, each sending the costliest plain message the size limit lets
+    through (8 KiB that would parse to 4 MB), in the handshake and after it, again and again."""
     _send_and_close.port = port
     kinds = [(_costly(message.MSG_CONNECT), None), (_costly(message.MSG_INVOKE), object_id)] * 12
     _run([threading.Thread(target=_repeat, args=(stop, _send_and_close, PLAIN_FROM, data, handshake))
@@ -143,10 +146,10 @@ def held_16x32(port, _object_id, stop):
 
 
 def worst_case_memory(port, object_id, stop):
-    """The worst the limits allow: 16 addresses x 32 connections, each sending the costliest 8 KiB
-    message again and again (every parse slot busy, every connection holding a full message)."""
+    """The worst the limits allow: 16 addresses x 32 connections, each sending the costliest message
+    that is parsed again and again (every parse slot busy, every connection holding a message)."""
     _send_and_close.port = port
-    data = _costly(message.MSG_CONNECT)
+    data = _costly(message.MSG_CONNECT, WORST_PARSED)
     _run([threading.Thread(target=_repeat, args=(stop, _send_and_close, source, data))
           for source in WORST_FROM for _ in range(32)])
 
@@ -157,11 +160,11 @@ ATTACKS = [
     ('10 MB, 40 MB, 2 GiB messages', large_messages),
     ('refusal flood', refusal_flood),
     ('compressed bomb', compressed_bomb),
-    ('8 KiB costly, 24 connections', large_plain_messages),
+    ('8 KiB plain, 24 connections', large_plain_messages),
     ('batches from two addresses', batches),
     ('oneway + reset', oneway_and_reset),
     ('16 x 32 connections', held_16x32),
-    ('worst case: 512 x 8 KiB costly', worst_case_memory),
+    ('worst case: 512 x costliest', worst_case_memory),
     ('3000 pipelined, hung camera', pipelined_hung_camera),
 ]
 

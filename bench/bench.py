@@ -416,7 +416,7 @@ def print_table(results):
 
 
 # passthrough: {clients: requests per client}; hung: (clients, requests per client)
-FULL = {'sizes': [1, 8, 64], 'runs': 25, 'baseline_size': 8, 'baseline_runs': 20,
+FULL = {'sizes': [1, 8, 32], 'runs': 25, 'baseline_size': 8, 'baseline_runs': 20,
         'passthrough': {1: 2000, 32: 150}, 'hung': (8, 200), 'fd_queries': 10000, 'attack': 300}
 SMOKE = {'sizes': [1, 2], 'runs': 3, 'baseline_size': 2, 'baseline_runs': 2,
          'passthrough': {1: 30, 4: 30}, 'hung': (2, 30), 'fd_queries': 200, 'attack': 10}

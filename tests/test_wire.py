@@ -109,6 +109,14 @@ def test_a_message_over_the_limit_is_refused_and_the_server_goes_on(served):
     assert 'message too large' in log.text()
 
 
+def test_a_call_with_more_values_than_a_real_one_is_refused_unparsed_and_one_of_a_plausible_size_is_not(served):
+    uri, _, echo, log = served()
+    assert call(uri, 'echo', ['d{:063d}'.format(i) for i in range(100)])  # a hundred names: parsed
+    with pytest.raises(Pyro4.errors.CommunicationError, match='too many values'):
+        call(uri, 'echo', [{}] * 300)
+    assert echo.calls == 1 and 'too many values' in log.text()
+
+
 def test_connections_are_limited_per_source_and_in_all_but_not_for_privileged_sources(served):
     uri, port, _, log = served(max_connections_per_source=3, max_connections=4)
     held = attacks.hold('127.0.0.1', port, 1, source='127.0.0.2')

@@ -52,6 +52,8 @@ def test_a_closed_connection_is_closed(pair):
      + b'x' * 10, 'flags'),
     (b'GET / HTTP/1.1\r\nHost: x\r\n\r\n', 'not a Pyro message'),
     (attacks.connect_message('obj', Pyro4.util.get_serializer('marshal')), 'serializer'),
+    (message.Message(message.MSG_CONNECT, b'[' + b'{},' * 300 + b'{}]', attacks.SERPENT.serializer_id,
+                     message.FLAGS_META_ON_CONNECT, 0).to_bytes(), 'too many values'),
 ])
 def test_refusals_are_made_before_parsing(pair, data, why):
     client, theirs = pair

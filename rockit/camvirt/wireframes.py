@@ -140,6 +140,25 @@ def annotations_problem(data, header):
     return None
 
 
+# What parsing costs is the number of values in a message, not its size: 8 KiB of `{},{},...` takes
+# 21 ms and 4.3 MB to parse, the largest valid request (32 domain names) 0.1 ms. A value is counted,
+# before parsing, by the commas and opening brackets in the body (in strings too, which only errs on
+# the strict side): a real request has under 40, a malformed one of a plausible size (a hundred names)
+# about 105; 256 of the costliest kind parse in a few ms within 0.5 MB.
+MAX_VALUES = 256
+VALUE_MARKS = (b',', b'[', b'(', b'{')
+
+
+def values_problem(data, header, limit=MAX_VALUES):
+    """Why the body of a complete message holds too many values to parse, or None."""
+    start = HEADER_SIZE + header.annotations_size
+    count = sum(data.count(mark, start) for mark in VALUE_MARKS)
+    if count > limit:
+        return 'too many values', 'about {} values in {} bytes, the limit is {}'.format(
+            count, header.data_size, limit)
+    return None
+
+
 def describe_flags(flags):
     if not flags:
         return 'no flags'
@@ -164,8 +183,9 @@ def read_message(client, limit):
     """Reads what has arrived of the client's current message, never past its end, from its
     non-blocking socket. COMPLETE (client.buffer holds it), PARTIAL (the rest is still to come),
     CLOSED, or a Refusal: a header that is not Pyro's or declares more than `limit` bytes is refused
-    before the body is read; a message that is not what rockit's callers send (header_problem), once
-    the (bounded) body is read, unparsed, so that the caller reads the refusal instead of a reset."""
+    before the body is read; a message that is not what rockit's callers send (header_problem) or
+    holds more values than a real request (values_problem), once the (bounded) body is read, unparsed,
+    so that the caller reads the refusal instead of a reset."""
     while True:
         try:
             data = client.sock.recv(min(client.expected - len(client.buffer), 65536))
@@ -191,7 +211,8 @@ def read_message(client, limit):
             client.expected = HEADER_SIZE + header.annotations_size + header.data_size
             if len(client.buffer) < client.expected:
                 continue
-        problem = client.problem or annotations_problem(client.buffer, client.header)
+        problem = client.problem or annotations_problem(client.buffer, client.header) or \
+            values_problem(client.buffer, client.header)
         return Refusal(*problem, header=client.header) if problem else COMPLETE
 
 
