@@ -21,7 +21,7 @@ HOST = '127.0.0.1'
 LARGE_FROM, FLOOD_FROM, ONEWAY_FROM = '127.0.0.11', '127.0.0.12', '127.0.0.13'
 BOMB_FROM, PLAIN_FROM, BATCH_FROM, RESET_FROM = '127.0.0.14', '127.0.0.15', ('127.0.0.16', '127.0.0.17'), '127.0.0.18'
 HOLDERS = ['127.0.0.{}'.format(20 + i) for i in range(16)]  # 16 hosts x 32 connections
-WORST_FROM = ['127.0.0.{}'.format(40 + i) for i in range(16)]
+WORST_FROM = ['127.0.0.{}'.format(40 + i) for i in range(32)]
 CONTROL, DASHBOARD = '127.0.0.1', '127.0.0.100'
 # The costliest serpent to parse (about 530 bytes of memory a byte) that fits the 8 KiB limit: refused
 # unparsed, as it holds more values than a real request.
@@ -140,14 +140,15 @@ def _hold_renewed(port, stop, sources, per_source, partial=b''):
 
 
 def held_16x32(port, _object_id, stop):
-    """16 addresses holding 32 idle connections each (512, every connection camvirtd takes from
-    machines that are not control machines), renewed as they are dropped."""
+    """16 addresses holding 32 idle connections each (512, half of what camvirtd takes from machines
+    that are not control machines), renewed as they are dropped."""
     _hold_renewed(port, stop, HOLDERS, 32)
 
 
 def worst_case_memory(port, object_id, stop):
-    """The worst the limits allow: 16 addresses x 32 connections, each sending the costliest message
-    that is parsed again and again (every parse slot busy, every connection holding a message)."""
+    """The worst the limits allow: 32 addresses x 32 connections (every connection camvirtd takes from
+    machines that are not control machines), each sending the costliest message that is parsed again
+    and again (every parse slot busy, every connection holding a message)."""
     _send_and_close.port = port
     data = _costly(message.MSG_CONNECT, WORST_PARSED)
     _run([threading.Thread(target=_repeat, args=(stop, _send_and_close, source, data))
@@ -164,7 +165,7 @@ ATTACKS = [
     ('batches from two addresses', batches),
     ('oneway + reset', oneway_and_reset),
     ('16 x 32 connections', held_16x32),
-    ('worst case: 512 x costliest', worst_case_memory),
+    ('worst case: 1024 x costliest', worst_case_memory),
     ('3000 pipelined, hung camera', pipelined_hung_camera),
 ]
 
