@@ -27,12 +27,12 @@ sys.path.insert(0, REPO)
 import libvirt  # noqa: E402
 import Pyro4  # noqa: E402
 
-from rockit.camvirt.compose import Camvirtd  # noqa: E402
-from rockit.camvirt.config import parse_config  # noqa: E402
-from rockit.camvirt.hypervisor import start_event_loop  # noqa: E402
-from rockit.camvirt.obslog import ObservatoryLog  # noqa: E402
-from rockit.camvirt.registry import Registry  # noqa: E402
-from rockit.camvirt.service import configure_pyro  # noqa: E402
+from rockit.camvirt.daemon.compose import Camvirtd  # noqa: E402
+from rockit.camvirt.shared.config import parse_config  # noqa: E402
+from rockit.camvirt.virt.hypervisor import start_event_loop  # noqa: E402
+from rockit.camvirt.daemon.obslog import ObservatoryLog  # noqa: E402
+from rockit.camvirt.shared.registry import Registry  # noqa: E402
+from rockit.camvirt.daemon.service import configure_pyro  # noqa: E402
 from testworld import support  # noqa: E402
 from testworld.simcamd import SimulatedCamd  # noqa: E402
 from testworld.support import define_test_domain, free_port  # noqa: E402
