@@ -9,7 +9,7 @@ APT_PACKAGES := libvirt-dev pkg-config libvirt-daemon libvirt-daemon-system libv
 	systemd-container python3-libvirt python3-pyro4 python3-jsonschema python3-rich rpmlint iproute2 nftables tmux
 PYTEST_ARGS ?=
 
-.PHONY: deps apt venv test test-unit test-qemu test-py39 test-py312 lint run bench rpm install clean
+.PHONY: deps apt venv test test-unit test-qemu test-py39 test-py312 lint run bench rpm install clean fuzz
 
 deps: apt venv
 
@@ -73,6 +73,13 @@ test-py312:
 # Only the end-to-end tests with real QEMU guests.
 test-qemu: deps guest-image
 	$(PYTHON) -m pytest -q -m qemu $(PYTEST_ARGS)
+
+# The wire fuzzer (tests/e2e/test_e2e_fuzz.py) for as long as asked, e.g. an hour:
+#   make fuzz FUZZ_SECONDS=3600
+# It prints the cases tried and the invariants broken (make test runs it for 60 s).
+FUZZ_SECONDS ?= 600
+fuzz: deps
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(PYTHON) -m pytest -q -s -p no:cacheprovider tests/e2e/test_e2e_fuzz.py
 
 clean:
 	rm -rf $(VENV) .venv-py39 .venv-py312 build dist *.egg-info

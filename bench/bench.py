@@ -27,13 +27,11 @@ sys.path.insert(0, REPO)
 import libvirt  # noqa: E402
 import Pyro4  # noqa: E402
 
-from rockit.camvirt.daemon.cameras import CameraProbe  # noqa: E402
+from rockit.camvirt.daemon.compose import Camvirtd  # noqa: E402
 from rockit.camvirt.shared.config import MAX_DOMAINS, parse_config  # noqa: E402
 from rockit.camvirt.virt.eventloop import start_event_loop  # noqa: E402
-from rockit.camvirt.virt.hypervisor import Hypervisor  # noqa: E402
 from rockit.camvirt.daemon.obslog import ObservatoryLog  # noqa: E402
 from rockit.camvirt.shared.registry import Registry  # noqa: E402
-from rockit.camvirt.daemon.api import CamvirtAPI  # noqa: E402
 from rockit.camvirt.daemon.service import configure_pyro  # noqa: E402
 from testworld import support  # noqa: E402
 from testworld.simcamd import SimulatedCamd  # noqa: E402
@@ -91,13 +89,10 @@ class InProcessWorld:
         self.config = parse_config(data, '<bench>', registry)
         self.camds = [SimulatedCamd(self.config.cameras['cam{}'.format(i)].address, 'cam{}'.format(i))
                       for i in range(n)]
-        self.hypervisor = Hypervisor(TEST_URI, self.config.domains, QuietLog())
-        self.probe = CameraProbe(self.config.camera_timeout)
-        self.pyro = Pyro4.Daemon(host='127.0.0.1', port=self.config.daemon.port)
-        self.api = CamvirtAPI(self.config, self.hypervisor, self.probe, QuietLog())
-        self.uri = self.pyro.register(self.api, objectId=self.config.daemon.object_id)
-        self.hypervisor.start()
-        threading.Thread(target=self.pyro.requestLoop, daemon=True).start()
+        # camvirtd as the service composes it, served by the same hardened server.
+        self.camvirtd = Camvirtd(self.config, QuietLog()).start()
+        self.hypervisor = self.camvirtd.hypervisor
+        self.uri = self.camvirtd.uri
         wait_until(lambda: self.hypervisor.connected)
         self.stopped_at = {}
         self._callback = conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._event, None)
@@ -161,10 +156,7 @@ class InProcessWorld:
     def close(self):
         self.reset()
         self.conn.domainEventDeregisterAny(self._callback)
-        self.pyro.shutdown()
-        self.hypervisor.stop()
-        self.api.close()
-        self.probe.close()
+        self.camvirtd.stop()
         for dom in self.domains():
             dom.undefine()
 
@@ -302,6 +294,13 @@ class ProcessWorld:
             fields = dict(line.split(':', 1) for line in f)
         return int(fields['VmRSS'].split()[0]) / 1024.0, int(fields['Threads'])
 
+    def vm_state(self):
+        """What no attack may change: the domain's state and the last command."""
+        with Pyro4.Proxy(self.camvirt_uri) as proxy:
+            proxy._pyroTimeout = 10  # pylint: disable=protected-access
+            status = proxy.report_status()
+        return [d['state'] for d in status['domains']], status['last_command']
+
     def open_fds(self):
         return len(os.listdir('/proc/{}/fd'.format(self.daemon.pid)))
 
@@ -312,10 +311,12 @@ class ProcessWorld:
         self.camds.wait(10)
 
 
-def load(uri, method, arg, clients, requests, fresh=False, background=False):
+def load(uri, method, arg, clients, requests, fresh=False, background=False, source=None):
     args = [PYTHON, os.path.join(REPO, 'bench', 'load.py'), uri, method, arg, str(clients), str(requests)]
     if fresh:
         args.append('--new-proxy-per-call')
+    if source:
+        args += ['--source', source]
     process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
     if background:
         return process
@@ -445,8 +446,9 @@ def main():
             hung = measure_hung_camera(world, *plan['hung'])
             fd_growth, fd_errors = measure_fd_growth(world, plan['fd_queries'])
             # Last, as its oneway calls of the hung camera keep camvirtd busy after it.
-            under_attack = attack.measure_under_attack(world, lambda: load(
-                world.camvirt_uri, 'report_camera_status', 'cam1', 1, plan['attack'], fresh=True), PeakSampler)
+            under_attack = attack.measure_under_attack(world, lambda source: load(
+                world.camvirt_uri, 'report_camera_status', 'cam1', 1, plan['attack'], fresh=True, background=True,
+                source=source), PeakSampler)
         finally:
             world.close()
     results = {

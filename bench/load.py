@@ -1,7 +1,9 @@
 """A load client for the benchmark, run as its own process so that its work does not share a GIL with
 the servers it measures. Prints one JSON object: latencies (seconds) and errors.
 
-    python bench/load.py URI METHOD ARG CLIENTS REQUESTS_PER_CLIENT [--new-proxy-per-call]
+    python bench/load.py URI METHOD ARG CLIENTS REQUESTS_PER_CLIENT [--new-proxy-per-call] [--source IP]
+
+--source: connect from this loopback address (the dashboard's host, not a control machine).
 """
 
 import json
@@ -9,8 +11,11 @@ import sys
 import threading
 import time
 
+import socket
+
 import Pyro4
 import Pyro4.errors
+import Pyro4.socketutil
 
 CALL_TIMEOUT = 5
 
@@ -37,9 +42,21 @@ def client(uri, method, args, requests, fresh, latencies, errors):
             errors.append(1)
 
 
+def connect_from(source):
+    """Makes Pyro4's proxies in this process connect from `source`."""
+    def create_socket(connect=None, timeout=None, nodelay=True, **_):
+        sock = socket.create_connection(connect, timeout=timeout, source_address=(source, 0))
+        if nodelay:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+    Pyro4.socketutil.createSocket = create_socket
+
+
 def main():
     uri, method, arg, clients, requests = sys.argv[1:6]
     fresh = '--new-proxy-per-call' in sys.argv
+    if '--source' in sys.argv:
+        connect_from(sys.argv[sys.argv.index('--source') + 1])
     args = () if arg == '-' else (arg,)
     latencies, errors = [], []
     threads = [threading.Thread(target=client, args=(uri, method, args, int(requests), fresh, latencies, errors))

@@ -4,7 +4,6 @@ a camvirtd served over Pyro4 on loopback, called through real Pyro proxies."""
 import json
 import os
 import sys
-import threading
 import uuid
 
 import libvirt
@@ -13,12 +12,10 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from rockit.camvirt.daemon.cameras import CameraProbe  # noqa: E402
+from rockit.camvirt.daemon.compose import Camvirtd  # noqa: E402
 from rockit.camvirt.shared.config import parse_config  # noqa: E402
 from rockit.camvirt.virt.eventloop import start_event_loop  # noqa: E402
-from rockit.camvirt.virt.hypervisor import Hypervisor  # noqa: E402
 from rockit.camvirt.shared.registry import Registry  # noqa: E402
-from rockit.camvirt.daemon.api import CamvirtAPI  # noqa: E402
 from rockit.camvirt.daemon.service import configure_pyro  # noqa: E402
 from testworld.simcamd import ANSWERS, CameraVMSimulator  # noqa: E402
 from testworld.support import TEST_URI, ListLog, deadline, define_test_domain, free_port, remove_domain  # noqa: E402
@@ -68,20 +65,19 @@ class World:
             for name in self.domain_names:
                 define_test_domain(conn, name)
         self.log = ListLog()
-        self.hypervisor = Hypervisor(libvirt_uri, self.config.domains, self.log)
-        self.probe = CameraProbe(self.config.camera_timeout)
-        self.daemon_object = CamvirtAPI(self.config, self.hypervisor, self.probe, self.log)
-        address = self.config.daemon
-        self.pyro = Pyro4.Daemon(host=address.host, port=address.port)
-        self.uri = self.pyro.register(self.daemon_object, objectId=address.object_id)
-        self.hypervisor.start()
+        # camvirtd as the service composes it, served by the same hardened server.
+        self.camvirtd = Camvirtd(self.config, self.log, libvirt_uri=libvirt_uri)
+        self.hypervisor = self.camvirtd.hypervisor
+        self.probe = self.camvirtd.probe
+        self.daemon_object = self.camvirtd.api
+        self.pyro = self.camvirtd.pyro
+        self.uri = self.camvirtd.uri
+        self.camvirtd.start()
         if libvirt_uri == TEST_URI or self._own_world:
             assert self.hypervisor.wait_connected(deadline(5))
         if self._own_world:
             self.conn = self.hypervisor.connection()
         self.simulator = CameraVMSimulator(self.conn, sim_cameras, boot_delay, per_domain=self._own_world)
-        self._thread = threading.Thread(target=self.pyro.requestLoop, daemon=True)
-        self._thread.start()
 
     def proxy(self, timeout=30):
         proxy = Pyro4.Proxy(self.uri)
@@ -113,13 +109,8 @@ class World:
         return self.config.cameras[camera_id].address
 
     def close(self):
-        self.pyro.shutdown()
-        self._thread.join(timeout=5)
-        self.pyro.close()
         self.simulator.close()
-        self.hypervisor.stop()
-        self.daemon_object.close()
-        self.probe.close()
+        self.camvirtd.stop()
         if self._own_world:
             return  # its world went with camvirtd's connection
         for name in self.domain_names:

@@ -5,7 +5,9 @@ machine), Pyro4 messages built with Pyro4's own Message class, so that they are 
 client would send, or deliberately not. Every function is bounded in count and time."""
 
 import os
+import select
 import socket
+import struct
 import time
 
 import Pyro4.util
@@ -30,7 +32,8 @@ def header(msg_type, data_size, serializer_id=SERPENT.serializer_id, flags=0, se
 
 def connect_message(object_id, serializer=SERPENT):
     data, _ = serializer.serializeData({'handshake': 'hello', 'object': object_id})
-    return message.Message(message.MSG_CONNECT, data, serializer.serializer_id, 0, 0).to_bytes()
+    return message.Message(message.MSG_CONNECT, data, serializer.serializer_id, message.FLAGS_META_ON_CONNECT,
+                           0).to_bytes()
 
 
 def invoke_message(object_id, method, args, seq=1, oneway=False):
@@ -124,16 +127,26 @@ def oneway_flood(host, port, object_id, method, args, count, source=ATTACKER, se
     """`count` oneway calls of method(*args) pipelined on one connection (what a Pyro4 proxy does
     with oneway methods, only faster). Returns how many were sent before the server closed the
     connection or `seconds` passed."""
+    return call_flood(host, port, object_id, method, args, count, source, seconds, oneway=True)
+
+
+def call_flood(host, port, object_id, method, args, count, source=ATTACKER, seconds=30.0, oneway=False):
+    """`count` calls of method(*args) pipelined on one connection; replies are read and thrown away
+    (a reset would discard the calls still unread on the server's side), until the server closes the
+    connection or `seconds` pass. Returns how many calls were sent."""
     sock = handshake(host, port, object_id, source)
-    batch = b''.join(invoke_message(object_id, method, args, seq=i + 1, oneway=True) for i in range(count))
-    sock.settimeout(1.0)
-    view, sent, start = memoryview(batch), 0, time.monotonic()
+    batch = b''.join(invoke_message(object_id, method, args, seq=i + 1, oneway=oneway) for i in range(count))
+    sock.setblocking(False)
+    view, sent, deadline = memoryview(batch), 0, time.monotonic() + seconds
     try:
-        while sent < len(batch) and time.monotonic() - start < seconds:
-            try:
+        while time.monotonic() < deadline:
+            readable, writable, _ = select.select([sock], [sock] if sent < len(batch) else [], [], 0.5)
+            if writable:
                 sent += sock.send(view[sent:])
-            except socket.timeout:
-                continue
+                if sent == len(batch):
+                    sock.shutdown(socket.SHUT_WR)  # all sent: the server reads to the end, then closes
+            if readable and not sock.recv(65536):
+                break
     except OSError:
         pass
     finally:
@@ -190,3 +203,19 @@ def connections_to(pid, port):
             if remote_port == port and fields[9] in inodes and fields[3] == '01':  # ESTABLISHED
                 count += 1
     return count
+
+
+def reset(sock):
+    """Closes `sock` with a TCP reset (SO_LINGER 0) instead of a FIN: the server's getpeername() on it
+    fails from then on."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+    sock.close()
+
+
+def call_and_reset(host, port, object_id, method, args, oneway=False, source=ATTACKER):
+    """Handshakes, sends one call of method(*args) and resets the connection at once."""
+    sock = handshake(host, port, object_id, source)
+    try:
+        sock.sendall(invoke_message(object_id, method, args, oneway=oneway))
+    finally:
+        reset(sock)

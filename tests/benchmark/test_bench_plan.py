@@ -27,8 +27,11 @@ def test_the_full_plan_runs_once_and_writes_every_key(tmp_path):
     assert set(results['resources']) >= {'rss_mb', 'threads', 'fd_growth'}
     assert set(results['baseline']) >= {'readiness_lag_ms', 'shutdown_lag_ms', 'ratio'}
     assert 'camvirtd benchmark' in result.stdout
-    assert list(results['under_attack'])[0] == 'idle' and len(results['under_attack']) == 5
-    for figures in results['under_attack'].values():
+    assert list(results['under_attack'])[0] == 'idle' and len(results['under_attack']) == 11
+    for name, figures in results['under_attack'].items():
         assert figures['errors'] == 0 and figures['p99_ms'] > 0 and figures['threads_peak'] > 0
+        # The worst case floods the CPU: the dashboard's host may time out then (docs/performance.md).
+        assert figures['dashboard_errors'] == 0 or name.startswith('worst case'), name
+        assert figures['vm_changed'] is False
         assert figures['attack_failed'] is None
     assert 'under attack' in result.stdout

@@ -39,6 +39,13 @@ def test_callers_that_are_not_control_machines_are_refused_camvirtd_itself_is_no
     admission.release(admission.admit('initialize', None, CAMVIRTD_ITSELF))
 
 
+@pytest.mark.parametrize('caller', [None, 'camvirtd itself', '', 'None'])
+def test_a_caller_that_cannot_be_known_is_refused_and_no_string_is_camvirtd_itself(caller):
+    status, text = refusal(Admission(Config), 'shutdown', None, caller)
+    assert status == CommandStatus.InvalidControlIP
+    assert ('caller unknown' if caller is None else 'not a control machine') in text
+
+
 def test_unknown_domains_are_refused_naming_them():
     assert refusal(Admission(Config), 'shutdown', ['cam1', 'cam9'], '10.2.6.160') == (
         CommandStatus.UnknownDomain, "refused shutdown from 10.2.6.160: unknown domain: 'cam9'")

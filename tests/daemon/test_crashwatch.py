@@ -113,3 +113,13 @@ def test_a_shutdown_deals_with_earlier_unexpected_stops():
     assert watch.observe('cam1', VMState.ShutOff, 10.0) is not None
     watch.expect_off(['cam1'])  # the operator's kill: the VM is meant to be off now
     assert watch.unexpected_stop('cam1') is None
+
+
+def test_restart_times_in_the_future_count_as_now_while_running_too():
+    # Restarts taken while the clock ran 30 days ahead; then NTP steps it back.
+    ahead = 30 * 24 * HOUR
+    watch = CrashWatch(restarts_per_hour=2)
+    assert watch.take_restart(ahead + 10.0) and watch.take_restart(ahead + 20.0)
+    assert not watch.take_restart(100.0)  # the budget of the hour since the step back is spent
+    assert watch.take_restart(100.0 + HOUR)  # an hour later, not 30 days later
+    assert all(t <= 100.0 + HOUR for t in watch.snapshot(100.0 + HOUR)['restarts'])

@@ -10,6 +10,7 @@ from testworld.support import ListLog
 
 from rockit.camvirt.shared.constants import CommandStatus, VMState
 from rockit.camvirt.daemon.crashwatch import STOPPED_WHILE_DOWN, CrashWatch
+from rockit.camvirt.daemon import statefile
 from rockit.camvirt.daemon.statefile import (INTERRUPTED, SYSTEM_STATE_DIR, DaemonMemory, StateFileError, read_state,
                                       state_folder, state_path, write_atomically)
 
@@ -164,3 +165,43 @@ def test_a_last_command_with_a_problems_list_reads_too(tmp_path):
             'time': 'T'}
     (tmp_path / 'das1.json').write_text(json.dumps({'format': 1, 'daemon': DAEMON, 'last_command': last}))
     assert memory(tmp_path).restore(CrashWatch(3), DOMAINS) == last
+
+
+def test_a_write_follows_no_symlink_swapped_in_while_it_runs(tmp_path, monkeypatch):
+    # The state folder's owner swaps the temporary file for a symlink to a file of someone else's
+    # while camvirtd (run as root, say) writes: the victim's mode and content stay as they were.
+    folder = tmp_path / 'state'
+    folder.mkdir()
+    victim = tmp_path / 'victim'
+    victim.write_text('secret')
+    victim.chmod(0o600)
+    path = str(folder / 'x.json')
+    real_fsync = os.fsync
+
+    def swap_then_fsync(fd):
+        for name in os.listdir(str(folder)):
+            if name.endswith('.tmp'):
+                os.replace(str(folder / name), str(folder / (name + '.moved')))
+                os.symlink(str(victim), str(folder / name))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, 'fsync', swap_then_fsync)
+    try:
+        write_atomically(path, 'state')
+    except OSError:
+        pass  # refusing the swapped file is fine too
+    monkeypatch.setattr(os, 'fsync', real_fsync)
+    assert oct(victim.stat().st_mode & 0o777) == oct(0o600)
+    assert victim.read_text() == 'secret'
+
+
+def test_a_symlink_planted_at_a_temporary_name_is_never_written_through(tmp_path, monkeypatch):
+    folder = tmp_path / 'state'
+    folder.mkdir()
+    victim = tmp_path / 'victim'
+    victim.write_text('secret')
+    names = iter(['planted'])
+    os.symlink(str(victim), str(folder / '.x.json.planted.tmp'))
+    monkeypatch.setattr(statefile, 'temporary_suffix', lambda: next(names, 'fresh'))
+    write_atomically(str(folder / 'x.json'), 'state')
+    assert victim.read_text() == 'secret' and (folder / 'x.json').read_text() == 'state'

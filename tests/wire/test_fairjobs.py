@@ -1,4 +1,8 @@
-from rockit.camvirt.wire.fairjobs import FairJobs
+import threading
+
+from testworld.support import wait_until
+
+from rockit.camvirt.wire.fairjobs import FairJobs, FairSlots
 
 
 def test_fair_jobs_take_sources_in_turn_within_their_limit():
@@ -12,3 +16,27 @@ def test_fair_jobs_take_sources_in_turn_within_their_limit():
     assert jobs.take() == ('a', 'a2')
     jobs.close()
     assert jobs.take() is None
+
+
+def test_parse_slots_go_in_turn_by_source():
+    slots = FairSlots(1)
+    order = []
+    started = []
+
+    def parse(source):
+        started.append(source)
+        with slots.held(source):
+            order.append(source)
+
+    with slots.held('first'):
+        threads = []
+        for source in ['flood'] * 5 + ['dashboard']:
+            thread = threading.Thread(target=parse, args=(source,))
+            thread.start()
+            threads.append(thread)
+            count = len(threads)
+            assert wait_until(lambda: len(started) == count and slots.waiting() == count, 5)  # noqa: B023
+    for thread in threads:
+        thread.join(timeout=5)
+    # The dashboard waits for one of the flood's turns, not for all five.
+    assert order == ['flood', 'dashboard', 'flood', 'flood', 'flood', 'flood']

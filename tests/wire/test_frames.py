@@ -47,9 +47,13 @@ def test_a_closed_connection_is_closed(pair):
 @pytest.mark.parametrize('data, why', [
     (attacks.header(message.MSG_CONNECT, 10 * 2 ** 20), 'message too large'),
     (attacks.header(message.MSG_CONNECT, 0x7fffffff), 'message too large'),
-    (attacks.header(message.MSG_INVOKE, 10), 'unexpected message type'),  # before the handshake
+    (attacks.header(message.MSG_INVOKE, 10) + b'x' * 10, 'unexpected message type'),  # before the handshake
+    (attacks.header(message.MSG_CONNECT, 10, flags=message.FLAGS_META_ON_CONNECT | message.FLAGS_COMPRESSED)
+     + b'x' * 10, 'flags'),
     (b'GET / HTTP/1.1\r\nHost: x\r\n\r\n', 'not a Pyro message'),
     (attacks.connect_message('obj', Pyro4.util.get_serializer('marshal')), 'serializer'),
+    (message.Message(message.MSG_CONNECT, b'[' + b'{},' * 300 + b'{}]', attacks.SERPENT.serializer_id,
+                     message.FLAGS_META_ON_CONNECT, 0).to_bytes(), 'too many values'),
 ])
 def test_refusals_are_made_before_parsing(pair, data, why):
     client, theirs = pair

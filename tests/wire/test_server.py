@@ -3,10 +3,13 @@ sockets on loopback (the full-size attacks on camvirtd as a process are in e2e/t
 
 import threading
 import time
+import uuid
 
 import Pyro4
 import Pyro4.errors
+import Pyro4.util
 import pytest
+from Pyro4 import message
 from testworld.support import ListLog, free_port, wait_until
 
 from rockit.camvirt.wire import server as wire
@@ -18,6 +21,7 @@ from testworld import attacks
 class Echo:
     def __init__(self):
         self.calls = 0
+        self.waiting = 0
         self.release = threading.Event()
 
     def echo(self, value):
@@ -25,7 +29,11 @@ class Echo:
         return value
 
     def wait(self, seconds):
-        return self.release.wait(seconds)
+        self.waiting += 1
+        try:
+            return self.release.wait(seconds)
+        finally:
+            self.waiting -= 1
 
     def fail(self):
         raise ValueError('no such thing')
@@ -62,6 +70,18 @@ def call(uri, method, *args, timeout=5):
         return getattr(proxy, method)(*args)
 
 
+def call_from(source, port, method, *args):
+    """method(*args) on 'echo' as a plain proxy sends it, from `source` (an address on loopback)."""
+    sock = attacks.handshake('127.0.0.1', port, 'echo', source)
+    try:
+        sock.settimeout(5)
+        sock.sendall(attacks.invoke_message('echo', method, args))
+        _, data = attacks.receive_message(sock)
+        return attacks.SERPENT.deserializeData(data)
+    finally:
+        sock.close()
+
+
 def test_plain_pyro_proxies_call_as_ever(served):
     uri, _, echo, _ = served()
     assert call(uri, 'echo', {'a': [1, 2]}) == {'a': [1, 2]}
@@ -89,19 +109,44 @@ def test_a_message_over_the_limit_is_refused_and_the_server_goes_on(served):
     assert 'message too large' in log.text()
 
 
+def test_a_call_with_more_values_than_a_real_one_is_refused_unparsed_and_one_of_a_plausible_size_is_not(served):
+    uri, _, echo, log = served()
+    assert call(uri, 'echo', ['d{:063d}'.format(i) for i in range(100)])  # a hundred names: parsed
+    with pytest.raises(Pyro4.errors.CommunicationError, match='too many values'):
+        call(uri, 'echo', [{}] * 300)
+    assert echo.calls == 1 and 'too many values' in log.text()
+
+
 def test_connections_are_limited_per_source_and_in_all_but_not_for_privileged_sources(served):
     uri, port, _, log = served(max_connections_per_source=3, max_connections=4)
     held = attacks.hold('127.0.0.1', port, 1, source='127.0.0.2')
     held += attacks.hold('127.0.0.1', port, 5, source='127.0.0.3')
     try:
         assert wait_until(lambda: sum(attacks.closed_by_server(s) for s in held) == 2, 5)
-        held += attacks.hold('127.0.0.1', port, 1, source='127.0.0.4')  # the total (4) is full
-        assert wait_until(lambda: attacks.closed_by_server(held[-1]), 5)
-        assert call(uri, 'echo', 'privileged') == 'privileged'  # 127.0.0.1 is exempt from the total
+        assert call(uri, 'echo', 'privileged') == 'privileged'  # 127.0.0.1 is not counted in the total
     finally:
         for sock in held:
             sock.close()
-    assert 'too many connections from this address' in log.text() and 'too many connections' in log.text()
+    assert 'too many connections from this address' in log.text()
+
+
+def test_with_every_connection_taken_a_newcomer_takes_an_idle_one_of_the_largest_holder(served):
+    uri, port, _, log = served(max_connections_per_source=3, max_connections=4)
+    first = attacks.hold('127.0.0.1', port, 1, source='127.0.0.2')
+    largest = attacks.hold('127.0.0.1', port, 3, source='127.0.0.3')
+    held = first + largest
+    try:
+        newcomer = attacks.hold('127.0.0.1', port, 1, source='127.0.0.4')  # the total (4) is full
+        held += newcomer
+        assert wait_until(lambda: sum(attacks.closed_by_server(s) for s in largest) == 1, 5)
+        assert not attacks.closed_by_server(newcomer[0]) and not attacks.closed_by_server(first[0])
+        # 127.0.0.3 now holds 2, the newcomer 1: a second from it would hold as many, so it is refused.
+        held += attacks.hold('127.0.0.1', port, 1, source='127.0.0.4')
+        assert wait_until(lambda: attacks.closed_by_server(held[-1]), 5)
+    finally:
+        for sock in held:
+            sock.close()
+    assert 'connection taken over' in log.text() and 'too many connections' in log.text()
 
 
 def test_idle_and_slow_connections_are_dropped_but_a_long_call_is_not(served):
@@ -120,28 +165,114 @@ def test_idle_and_slow_connections_are_dropped_but_a_long_call_is_not(served):
 
 
 def test_one_source_cannot_take_every_worker(served):
-    uri, port, echo, _ = served(workers=3, in_flight_per_source=2)
-    sock = attacks.handshake('127.0.0.1', port, 'echo', source='127.0.0.2')
-    others = [attacks.handshake('127.0.0.1', port, 'echo', source='127.0.0.2') for _ in range(3)]
+    uri, port, echo, _ = served(workers=3, in_flight_per_source=2, control_workers=1)
+    held = [attacks.handshake('127.0.0.1', port, 'echo', source='127.0.0.2') for _ in range(4)]
     try:
-        for s in [sock] + others:
-            s.sendall(attacks.invoke_message('echo', 'wait', [10], oneway=True))
-        time.sleep(0.2)
+        for s in held:
+            s.sendall(attacks.invoke_message('echo', 'wait', [10]))
+        assert wait_until(lambda: echo.waiting == 2, 5)
         start = time.monotonic()
-        assert call(uri, 'echo', 'through') == 'through'  # from 127.0.0.1: the third worker is free
+        assert call_from('127.0.0.3', port, 'echo', 'through') == 'through'  # the third worker is free
         assert time.monotonic() - start < 2
     finally:
         echo.release.set()
-        for s in [sock] + others:
+        for s in held:
             s.close()
 
 
-def test_oneway_calls_run_on_the_workers_not_threads_of_their_own(served):
-    uri, port, echo, _ = served(workers=2)
+def test_the_control_machines_have_workers_no_other_host_can_take(served):
+    uri, port, echo, _ = served(workers=2, in_flight_per_source=1, control_workers=1)
+    held = [attacks.handshake('127.0.0.1', port, 'echo', source='127.0.0.{}'.format(i)) for i in (2, 3, 4)]
+    try:
+        for s in held:
+            s.sendall(attacks.invoke_message('echo', 'wait', [10]))
+        assert wait_until(lambda: echo.waiting == 2, 5)  # every other worker is taken
+        start = time.monotonic()
+        assert call(uri, 'echo', 'control') == 'control'  # from 127.0.0.1, a control machine
+        assert time.monotonic() - start < 2
+    finally:
+        echo.release.set()
+        for s in held:
+            s.close()
+
+
+def send_and_read(port, data, source='127.0.0.2', handshaken=True):
+    """Sends `data` (after a handshake) and returns the reply (header, data), or None when the server
+    closed the connection without one."""
+    sock = attacks.handshake('127.0.0.1', port, 'echo', source) if handshaken else \
+        attacks.connect('127.0.0.1', port, source)
+    try:
+        sock.sendall(data)
+        sock.settimeout(5)
+        try:
+            return attacks.receive_message(sock)
+        except ConnectionError:
+            return None
+    finally:
+        sock.close()
+
+
+def invoke(flags=0, serializer=attacks.SERPENT, annotations=None, msg_type=message.MSG_INVOKE, args=(1,)):
+    data, _ = serializer.serializeCall('echo', 'echo', args, {})
+    return message.Message(msg_type, data, serializer.serializer_id, flags, 1, annotations=annotations).to_bytes()
+
+
+@pytest.mark.parametrize('data, why', [
+    (invoke(flags=message.FLAGS_ONEWAY), 'INVOKE oneway flags'),
+    (invoke(flags=message.FLAGS_BATCH), 'INVOKE batch flags'),
+    (invoke(flags=message.FLAGS_COMPRESSED), 'INVOKE compressed flags'),
+    (invoke(flags=message.FLAGS_KEEPSERIALIZED), 'INVOKE keep serialized flags'),
+    (invoke(flags=0x8000), 'INVOKE 0x8000 flags'),
+    (invoke(msg_type=message.MSG_PING), 'PING where camvirtd takes INVOKE'),
+    (invoke(msg_type=message.MSG_CONNECT), 'CONNECT where camvirtd takes INVOKE'),
+    (invoke(msg_type=message.MSG_RESULT), 'RESULT where camvirtd takes INVOKE'),
+    (invoke(annotations={'BLBI': b'x' * 16}), 'camvirtd takes a CORR id alone'),
+    (invoke(annotations={'CORR': b'x' * 17}), 'camvirtd takes a CORR id alone'),
+    (invoke(annotations={'CORR': b'x' * 16, 'HMAC': b'y' * 16}), 'camvirtd takes a CORR id alone'),
+    (invoke(serializer=Pyro4.util.get_serializer('json')), 'serpent only, not json'),
+])
+def test_only_what_rockits_callers_send_is_taken_and_the_rest_is_refused_saying_why(served, data, why):
+    uri, port, echo, log = served()
+    reply = send_and_read(port, data)
+    assert reply is not None
+    assert reply[0].flags & message.FLAGS_EXCEPTION or reply[0].type == message.MSG_CONNECTFAIL
+    assert why in str(Pyro4.util.get_serializer_by_id(reply[0].serializer_id).deserializeData(reply[1]))
+    assert echo.calls == 0
+    assert 'refused connection from 127.0.0.2: ' in log.text()
+    assert call(uri, 'echo', 'after') == 'after'
+
+
+@pytest.mark.parametrize('data, why', [
+    (attacks.connect_message('echo')[:14] + b'\0\0' + attacks.connect_message('echo')[16:], 'checksum'),
+    (message.Message(message.MSG_CONNECT, b"{'handshake':'hello','object':'echo'}", attacks.SERPENT.serializer_id,
+                     0, 0).to_bytes(), 'CONNECT no flags: camvirtd takes meta on connect flags'),
+    (message.Message(message.MSG_CONNECT, b'x\x9c' + b'\0' * 20, attacks.SERPENT.serializer_id,
+                     message.FLAGS_META_ON_CONNECT | message.FLAGS_COMPRESSED, 0).to_bytes(), 'compressed'),
+])
+def test_a_connect_that_a_plain_proxy_would_not_send_is_refused(served, data, why):
+    _, port, _, log = served()
+    reply = send_and_read(port, data, handshaken=False)
+    assert reply is None or reply[0].type == message.MSG_CONNECTFAIL
+    assert why in log.text()
+
+
+def test_a_proxy_inside_a_pyro_handler_passes_its_correlation_id_and_is_served(served):
+    uri, port, echo, _ = served()
+    Pyro4.current_context.correlation_id = uuid.uuid4()
+    try:
+        assert call(uri, 'echo', 'correlated') == 'correlated'
+    finally:
+        Pyro4.current_context.correlation_id = None
+    reply = send_and_read(port, invoke(annotations={'CORR': b'c' * 16}))
+    assert not reply[0].flags & message.FLAGS_EXCEPTION and echo.calls == 2
+
+
+def test_oneway_calls_are_refused_never_run(served):
+    _, port, echo, log = served(workers=2)
     before = threading.active_count()
-    sent = attacks.oneway_flood('127.0.0.1', port, 'echo', 'echo', [1], 500, source='127.0.0.2')
-    assert sent == 500
-    assert wait_until(lambda: echo.calls == 500, 10)
+    attacks.oneway_flood('127.0.0.1', port, 'echo', 'echo', [1], 500, source='127.0.0.2')
+    assert wait_until(lambda: 'oneway flags' in log.text(), 5)
+    assert echo.calls == 0
     assert threading.active_count() <= before + 1
 
 

@@ -5,12 +5,11 @@ command lock until it ends."""
 import threading
 
 from ..shared.addresses import ControlMachines
+from ..wire.callers import CAMVIRTD_ITSELF, UNKNOWN
+from ..wire.callers import describe as describe_caller
 from ..shared.constants import CommandStatus
 from ..shared.quoting import quote
 from ..shared.errors import CamvirtError
-
-# The caller of a command that camvirtd starts itself (restarting a crashed domain).
-CAMVIRTD_ITSELF = None
 
 
 class Refusal(CamvirtError):
@@ -39,10 +38,6 @@ class Command:
         return '{} ({})'.format(self.name, ', '.join(self.domains))
 
 
-def describe_caller(caller):
-    return 'camvirtd itself' if caller is CAMVIRTD_ITSELF else caller
-
-
 def select_domains(configured, requested):
     """(domains to act on, in config order; unknown names) for a command's optional domain list."""
     if requested is None:
@@ -68,6 +63,8 @@ class Admission:
     def admit(self, name, requested, caller, wait=0):
         """The Command, now holding the command lock (end it with release()); raises Refusal. With
         `wait`, waits that many seconds for a running command to end instead of refusing at once."""
+        if caller is UNKNOWN:
+            raise Refusal(CommandStatus.InvalidControlIP, name, caller, 'caller unknown')
         if caller is not CAMVIRTD_ITSELF and caller not in self._control:
             raise Refusal(CommandStatus.InvalidControlIP, name, caller, 'not a control machine')
         domains, unknown = select_domains(self._config.domains, requested)

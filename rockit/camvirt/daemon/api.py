@@ -7,7 +7,7 @@ over at once to the command path (commands.py) or the queries (status.py).
 
 import Pyro4
 
-from ..shared.addresses import canonical
+from ..wire import callers
 from .arguments import command_problem
 from .commands import Commands
 from ..shared.constants import CommandStatus
@@ -15,13 +15,6 @@ from ..virt.devices import DevicePresence
 from ..wire.refusals import RefusalLog
 from .queries import Status
 from .workers import Workers
-
-
-def caller_ip():
-    """The IP of the Pyro client whose request this thread serves, in its canonical form (an IPv4-mapped
-    IPv6 address as its IPv4 address), as the wire server counts refusals by it."""
-    address = getattr(Pyro4.current_context, 'client_sock_addr', None)
-    return canonical(address[0]) if address else None
 
 
 @Pyro4.behavior(instance_mode='single')
@@ -53,7 +46,7 @@ class CamvirtAPI:
         problem = command_problem(domains)  # arguments checked before anything acts
         if problem:
             return self._refuse_arguments('initialize', problem)
-        return self._commands.initialize(domains, caller_ip())
+        return self._commands.initialize(domains, callers.current())
 
     @Pyro4.expose
     def shutdown(self, domains=None, force=None):
@@ -63,11 +56,11 @@ class CamvirtAPI:
         if problem:
             return self._refuse_arguments('shutdown', problem)
         force = self._config.force_shutdown if force is None else force
-        return self._commands.shutdown(domains, force, caller_ip())
+        return self._commands.shutdown(domains, force, callers.current())
 
     def _refuse_arguments(self, name, problem):
         """A command with arguments of the wrong shape changes nothing, not even last_command."""
-        self._refusals.refused(caller_ip(), name, 'invalid arguments', problem)
+        self._refusals.refused(callers.describe(callers.current()), name, 'invalid arguments', problem)
         return CommandStatus.InvalidArguments
 
     @Pyro4.expose

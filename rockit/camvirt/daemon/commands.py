@@ -5,7 +5,9 @@ itself: restarting a domain that stopped while it should run."""
 import contextlib
 import time
 
-from .admission import CAMVIRTD_ITSELF, Admission, Refusal, describe_caller
+from .admission import Admission, Refusal
+from ..wire.callers import CAMVIRTD_ITSELF
+from ..wire.callers import describe as describe_caller
 from ..shared.constants import CommandStatus
 from .crashwatch import CrashWatch, RestartQueue
 from ..wire.refusals import RefusalLog

@@ -79,12 +79,19 @@ class CrashWatch:
     def take_restart(self, now):
         """True (and counted) when another automatic restart fits in the hourly budget."""
         with self._lock:
+            self._count_future_restarts_as_now(now)
             self._forget_old_restarts(now)
             if len(self._restart_times) >= self._restarts_per_hour:
                 return False
             self._restart_times.append(now)
         self._changed()
         return True
+
+    def _count_future_restarts_as_now(self, now):
+        """Restart times in the future (the clock was stepped back since they were taken) count as now:
+        the budget they spend comes back an hour from now, not when the clock catches up with them."""
+        if self._restart_times and self._restart_times[-1] > now:
+            self._restart_times = collections.deque(sorted(min(t, now) for t in self._restart_times))
 
     def _forget_old_restarts(self, now):
         while self._restart_times and now - self._restart_times[0] >= HOUR:
@@ -107,7 +114,8 @@ class CrashWatch:
             self._unverified = set(expected)
             self._stopped_while_down = STOPPED_WHILE_DOWN_REBOOT if host_restarted else STOPPED_WHILE_DOWN
             self._stops = {n: dict(s) for n, s in stops.items()}
-            self._restart_times = collections.deque(sorted(min(t, now) for t in restarts))
+            self._restart_times = collections.deque(sorted(restarts))
+            self._count_future_restarts_as_now(now)
             self._forget_old_restarts(now)
 
 

@@ -14,27 +14,17 @@ import Pyro4.errors
 
 from .. import __version__
 from ..wire import server as wire  # the hardened Pyro server
-from ..shared.addresses import ControlMachines
-from .cameras import CameraProbe
+from .compose import Camvirtd
 from ..shared.config import ConfigError, load_config
-from .api import CamvirtAPI
 from ..virt.eventloop import stop_event_loop
-from ..virt.hypervisor import Hypervisor
 from .obslog import ObservatoryLog
-from ..wire.refusals import RefusalLog
 from ..shared.registry import RegistryError, load_registry
 from .statefile import DaemonMemory, state_folder, state_path
-
-# Pyro4's own thread-pool server (tests that serve in-process): each connection holds a worker
-# thread while it is open. camvirtd itself serves with wire.HardenedDaemon.
-THREADPOOL_SIZE = 200
 
 
 def configure_pyro():
     Pyro4.config.REQUIRE_EXPOSE = True
     Pyro4.config.SERIALIZER = 'serpent'
-    Pyro4.config.SERVERTYPE = 'thread'
-    Pyro4.config.THREADPOOL_SIZE = THREADPOOL_SIZE
     Pyro4.config.DETAILED_TRACEBACK = False
     wire.configure_pyro()  # serpent only, oneway calls on the bounded workers
 
@@ -117,43 +107,25 @@ def main(argv=None):
     config = load_or_exit(args.config)
     state_file = checked_state_path(args)
     configure_pyro()
-    address = config.daemon
     log = ObservatoryLog(config.log_name, config.log_daemon)
-    refusals = RefusalLog(log)
-    try:
-        pyro = wire.HardenedDaemon(address.host, address.port, refusals,
-                                   privileged=ControlMachines(config.control_ips).__contains__)
-    except (OSError, Pyro4.errors.CommunicationError) as e:
-        print('camvirtd: cannot listen on {}:{}: {}'.format(address.host, address.port, e), file=sys.stderr)
-        sys.exit(1)
-
-    hypervisor = Hypervisor(config.libvirt_uri, config.domains, log)
-    probe = CameraProbe(config.camera_timeout)
     # what must outlive this process: read now, before libvirt's first state arrives.
     memory = DaemonMemory(state_file, config.daemon_name, args.config, log)
-    api = CamvirtAPI(config, hypervisor, probe, log, memory, refusals)
-    uri = pyro.register(api, objectId=address.object_id)
-    hypervisor.start()
-
+    try:
+        camvirtd = Camvirtd(config, log, memory)
+    except (OSError, Pyro4.errors.CommunicationError) as e:
+        address = config.daemon
+        print('camvirtd: cannot listen on {}:{}: {}'.format(address.host, address.port, e), file=sys.stderr)
+        sys.exit(1)
     stop = StopRequest()
-    server = threading.Thread(target=pyro.requestLoop, name='pyro', daemon=True)
-    server.start()
+    camvirtd.start()
     log.info('camvirtd serving {} for {} (libvirt {}, state in {})'.format(
-        uri, args.config, config.libvirt_uri, memory.path))
+        camvirtd.uri, args.config, config.libvirt_uri, memory.path))
     notify_systemd('READY=1')
     stop.wait()
     notify_systemd('STOPPING=1')
     log.info('camvirtd stopping')
-    # Each part stops the threads it owns: first what takes requests; then libvirt, which ends every
-    # wait of a command still running (it fails as "libvirt unreachable" instead of running on to its
-    # deadline); then the work pool, now quick to drain; the log last, so that it has every line.
-    pyro.shutdown()
-    server.join(timeout=5)
-    hypervisor.stop()
-    api.close()
+    camvirtd.stop()
     stop_event_loop()
-    probe.close()
-    refusals.flush()  # the last interval's summaries
     log.info('camvirtd stopped')
     log.close()
     return 0

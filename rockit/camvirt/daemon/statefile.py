@@ -12,7 +12,7 @@ import glob
 import json
 import math
 import os
-import tempfile
+import secrets
 import threading
 import time
 
@@ -97,31 +97,75 @@ def boot_id():
         return None
 
 
+TEMPORARY_ATTEMPTS = 5
+
+
+def temporary_suffix():
+    return secrets.token_hex(8)
+
+
 def write_atomically(path, text):
     """Replaces the file at `path` with `text`: a reader (or a camvirtd killed at any moment) sees the
-    old content or the new one. The folder is created when missing."""
+    old content or the new one. The folder is created when missing.
+
+    Everything after opening the folder acts on file descriptors: the temporary file is created new
+    (O_EXCL, O_NOFOLLOW) in the folder's descriptor, its mode set with fchmod, renamed within that
+    folder and the folder fsynced. So whoever owns the folder (the camvirtd user, by StateDirectory)
+    and swaps or plants files in it while a root camvirtd writes cannot make it write, chmod or
+    rename anything outside it; they can only change what camvirtd finds there next time."""
     folder = os.path.dirname(path) or '.'
+    name = os.path.basename(path)
     os.makedirs(folder, mode=0o755, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.{}.'.format(os.path.basename(path)), suffix='.tmp', dir=folder)
+    dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        with os.fdopen(fd, 'w') as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
+        tmp = _write_temporary(dir_fd, name, text)
         try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    # The rename itself is durable only once the folder is.
-    dir_fd = os.open(folder, os.O_RDONLY | getattr(os, 'O_DIRECTORY', 0))
-    try:
-        os.fsync(dir_fd)
+            os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except BaseException:
+            _unlink_quietly(tmp, dir_fd)
+            raise
+        os.fsync(dir_fd)  # the rename itself is durable only once the folder is
     finally:
         os.close(dir_fd)
+
+
+def _create_temporary(dir_fd, name):
+    """(name, fd) of a new file in dir_fd; a name taken already (a file or link planted there) is
+    passed over, a few times."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    for attempt in range(TEMPORARY_ATTEMPTS):
+        tmp = '.{}.{}.tmp'.format(name, temporary_suffix())
+        try:
+            return tmp, os.open(tmp, flags, 0o600, dir_fd=dir_fd)
+        except FileExistsError:
+            if attempt == TEMPORARY_ATTEMPTS - 1:
+                raise
+    raise AssertionError('unreachable')
+
+
+def _write_temporary(dir_fd, name, text):
+    """The name of a new file in dir_fd holding `text`, written through and mode 0644."""
+    tmp, fd = _create_temporary(dir_fd, name)
+    try:
+        data = text.encode()
+        written = 0
+        while written < len(data):
+            written += os.write(fd, data[written:])
+        os.fsync(fd)
+        os.fchmod(fd, 0o644)
+    except BaseException:
+        os.close(fd)
+        _unlink_quietly(tmp, dir_fd)
+        raise
+    os.close(fd)
+    return tmp
+
+
+def _unlink_quietly(name, dir_fd):
+    try:
+        os.unlink(name, dir_fd=dir_fd)
+    except OSError:
+        pass
 
 
 def remove_leftovers(path):

@@ -1,6 +1,7 @@
 """Jobs handed to a pool of workers in turn by source, so that one source cannot take them all."""
 
 import collections
+import contextlib
 import threading
 
 
@@ -47,3 +48,46 @@ class FairJobs:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+
+
+class FairSlots:
+    """`count` slots (the right to parse a message) handed to waiters in turn by source, so that a
+    source with many waiters makes another wait for one of its turns, not for all of them. A freed
+    slot goes straight to the next waiter (an event each, no herd of wake-ups)."""
+
+    def __init__(self, count):
+        self._lock = threading.Lock()
+        self._free = count
+        self._waiting = collections.OrderedDict()  # source -> deque of events, in round-robin order
+
+    @contextlib.contextmanager
+    def held(self, source):
+        self._acquire(source)
+        try:
+            yield
+        finally:
+            self._release()
+
+    def waiting(self):
+        with self._lock:
+            return sum(len(queue) for queue in self._waiting.values())
+
+    def _acquire(self, source):
+        with self._lock:
+            if self._free and not self._waiting:
+                self._free -= 1
+                return
+            handed = threading.Event()
+            self._waiting.setdefault(source, collections.deque()).append(handed)
+        handed.wait()  # _release() hands this slot over: it is never freed in between
+
+    def _release(self):
+        with self._lock:
+            if not self._waiting:
+                self._free += 1
+                return
+            source, queue = self._waiting.popitem(last=False)
+            handed = queue.popleft()
+            if queue:
+                self._waiting[source] = queue  # to the back of the round
+        handed.set()

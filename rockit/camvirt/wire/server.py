@@ -7,16 +7,23 @@ _handshake and handleRequest, so plain Pyro4 proxies see no difference) and chan
 
 - one selector thread (epoll) accepts connections and reads messages into memory, header first
   (wireframes.read_message): a message whose header declares more than MAX_MESSAGE_SIZE is refused
-  before its body is read;
+  before its body is read, and one that is not what rockit's callers send (a CONNECT asking for
+  metadata, then INVOKEs with no flags, in serpent, with at most a CORR annotation) is refused
+  unparsed: no oneway, batch, compressed, PING or other message is ever parsed or run;
 - a connection must bring a complete message within IDLE_TIMEOUT of opening or of its last reply, or
   it is dropped (idle, slow and half-open connections cost a socket and a few bytes meanwhile);
 - complete messages go to a fixed pool of WORKERS threads, taken round-robin by source address with at
   most IN_FLIGHT_PER_SOURCE at once for any source (fairjobs), so one address cannot take every
-  worker. A call runs as long as it needs: a connection whose request is being served has no
-  deadline. The worker then waits LINGER for the connection's next message and serves it too, else
-  re-arms the connection for the selector thread;
-- connections are limited in total and per source address (control machines are exempt from the
-  total, so opsd always gets in); oneway calls run on the workers too (ONEWAY_THREADED off);
+  worker; the control machines' messages go to CONTROL_WORKERS of their own, which no other host can
+  take. A message is parsed holding one of PARSES_AT_ONCE slots (the control machines have their own),
+  which bounds the memory parsing takes. A call runs as long as it needs: a connection whose request
+  is being served has no deadline. The worker then waits LINGER for the connection's next message and
+  serves it too, else re-arms the connection for the selector thread;
+- each request is served knowing the source address the connection was accepted from (callers): no
+  path asks the socket again, which fails once the caller has reset the connection;
+- connections are limited per source address and, for machines that are not control machines, in
+  total; with the total taken, a newcomer takes the place of an idle connection of the address that
+  holds the most (so that a few hosts cannot lock out the dashboard);
 - an address that the RefusalLog finds flooding is not served until its interval ends.
 Every refusal goes to the RefusalLog, which rate-limits the lines.
 """
@@ -24,22 +31,30 @@ import collections
 import ipaddress
 import select
 import socket
+import sys
 import threading
 import time
+import uuid
 
 import Pyro4
 import Pyro4.core
 import Pyro4.errors
 import Pyro4.util
+from Pyro4 import message
 
+from . import callers
 from ..shared.addresses import canonical
-from .fairjobs import FairJobs
+from .fairjobs import FairJobs, FairSlots
 from .frames import CLOSED, COMPLETE, PARTIAL, Client, Refusal, read_message, readable, refusal_reply
 
-# Every real camvirtd request is under 2 KB; this is far above, and small enough that every
-# connection at once holding a message this big costs MAX_CONNECTIONS * 64 KiB = 32 MiB.
-MAX_MESSAGE_SIZE = 64 * 1024
-MAX_CONNECTIONS = 512
+# The largest valid request, shutdown() of 32 domains of 64 characters, is about 2.5 KB: three times
+# that, so that a malformed call of a plausible size (a hundred names) still gets its 3. Parsing a
+# serpent message costs up to about 530 times its size (measured: 8 KiB of '{},' peaks at 4.3 MB),
+# so at most PARSES_AT_ONCE are parsed at once (docs/network.md has the arithmetic).
+MAX_MESSAGE_SIZE = 8 * 1024
+PARSES_AT_ONCE = 1
+CONTROL_PARSES_AT_ONCE = 2  # the control machines' own, which no other host can take
+MAX_CONNECTIONS = 1024  # from machines that are not control machines: twice what 16 hosts x 32 hold
 MAX_CONNECTIONS_PER_SOURCE = 32
 # A connection must bring a complete request within this long of opening or of its last reply.
 IDLE_TIMEOUT = 10.0
@@ -49,6 +64,9 @@ SEND_TIMEOUT = 10.0
 # others; one address may hold half of them.
 WORKERS = 48
 IN_FLIGHT_PER_SOURCE = 24
+# Workers only the control machines' requests run on: opsd's initialize() and shutdown() and camvirt
+# on a control machine get a worker whatever the rest of the network does.
+CONTROL_WORKERS = 8
 # A client's socket is watched for one readable event at a time: the selector thread re-arms it while
 # a message is incomplete, the worker that served a message once it has replied. Re-arming is an
 # epoll_ctl call, safe from any thread, so a reply needs no round through the selector thread.
@@ -66,8 +84,11 @@ ACCEPT_PAUSE = 0.5
 def configure_pyro():
     """The process-wide Pyro4 settings this server relies on (camvirtd serves one daemon)."""
     Pyro4.config.SERIALIZERS_ACCEPTED = {'serpent'}  # the rockit family's; nothing else is parsed
-    Pyro4.config.ONEWAY_THREADED = False  # a oneway call runs on a worker, not a thread of its own
+    Pyro4.config.ONEWAY_THREADED = False  # oneway calls are refused at the wire; never a thread of their own
     Pyro4.config.DETAILED_TRACEBACK = False
+    # A thread waiting for the GIL gets it within 1 ms instead of 5 ms: a control machine's call needs
+    # it a few dozen times, while a flood keeps a parse and the selector thread busy.
+    sys.setswitchinterval(0.001)
 
 
 def listen(host, port, backlog=128):
@@ -103,13 +124,20 @@ class HardenedServer:
         self._per_source = collections.Counter()
         self._returned = collections.deque()  # clients the workers are done with, to drop
         self._jobs = FairJobs(limits['in_flight_per_source'])
+        self._control_jobs = FairJobs(limits['control_workers'])
+        self._parses = FairSlots(limits['parses_at_once'])
+        self._control_parses = FairSlots(limits['control_parses_at_once'])
+        self._others = 0  # connections from machines that are not control machines
         self._stopping = threading.Event()
         self._loop_done = threading.Event()
         self._loop_done.set()
         self._next_sweep = 0.0
         self._accept_paused_until = None
-        self._workers = [threading.Thread(target=self._work, name='pyro-worker-{}'.format(i), daemon=True)
-                         for i in range(limits['workers'])]
+        self._workers = [threading.Thread(target=self._work, args=(self._jobs,), name='pyro-worker-{}'.format(i),
+                                          daemon=True) for i in range(limits['workers'])]
+        self._workers += [threading.Thread(target=self._work, args=(self._control_jobs,), daemon=True,
+                                           name='pyro-control-worker-{}'.format(i))
+                          for i in range(limits['control_workers'])]
         for worker in self._workers:
             worker.start()
 
@@ -169,17 +197,35 @@ class HardenedServer:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             client = Client(sock, source, time.monotonic() + self.limits['idle_timeout'],
                             self.limits['send_timeout'])
+            client.privileged = self._privileged(source)
             self._clients.add(client)
             self._per_source[source] += 1
+            self._others += not client.privileged
             self._by_fd[client.fd] = client
             self._epoll.register(client.fd, ARMED)
 
     def _admission_problem(self, source):
         if self._per_source[source] >= self.limits['max_connections_per_source']:
             return 'too many connections from this address'
-        if len(self._clients) >= self.limits['max_connections'] and not self._privileged(source):
+        if self._others >= self.limits['max_connections'] and not self._privileged(source) and \
+                not self._make_room(source):
             return 'too many connections'
         return None
+
+    def _make_room(self, source):
+        """With every connection taken, a newcomer takes the place of an idle connection of the address
+        that holds the most, when that address holds more than the newcomer would: so a few hosts
+        holding every connection cannot lock out one more (the dashboard). Whether room was made."""
+        holders = collections.Counter(c.source for c in self._clients if not c.privileged)
+        largest, held = holders.most_common(1)[0] if holders else (None, 0)
+        if held <= self._per_source[source] + 1:
+            return False
+        idle = [c for c in self._clients if c.source == largest and not c.busy]
+        if not idle:
+            return False
+        self._refuse(min(idle, key=lambda c: c.deadline),
+                     Refusal('connection taken over', 'every connection was taken; one of this address\'s went'))
+        return True
 
     def _flood_problem(self, source):
         """A source that keeps being refused is not served for the rest of the refusals' interval
@@ -200,7 +246,8 @@ class HardenedServer:
             self._refuse(client, Refusal('refusal flood', 'not served until the interval ends'))
         else:
             client.busy = True
-            self._jobs.put(client.source, (client, client.take_message()))
+            jobs = self._control_jobs if client.privileged else self._jobs
+            jobs.put(client.source, (client, client.take_message()))
 
     def _take_returns(self):
         while self._returned:
@@ -240,6 +287,7 @@ class HardenedServer:
             return
         self._clients.discard(client)
         self._per_source[client.source] -= 1
+        self._others -= not client.privileged
         if not self._per_source[client.source]:
             del self._per_source[client.source]
         self._by_fd.pop(client.fd, None)
@@ -266,16 +314,16 @@ class HardenedServer:
 
     # --- the workers ------------------------------------------------------------------------------
 
-    def _work(self):
+    def _work(self, jobs):
         while True:
-            taken = self._jobs.take()
+            taken = jobs.take()
             if taken is None:
                 return
             source, (client, data) = taken
             try:
                 outcome = self._serve_on(client, data)
             finally:
-                self._jobs.done(source)
+                jobs.done(source)
             if outcome is PARTIAL and not self._stopping.is_set() and self._rearm(client):
                 continue
             self._returned.append((client, outcome))  # to be dropped by the selector thread
@@ -312,17 +360,26 @@ class HardenedServer:
         """Handles one complete message with Pyro's Daemon; whether to keep the connection."""
         client.conn.feed(data)
         try:
-            if not client.handshaken:
-                client.handshaken = self.daemon._handshake(client.conn)  # pylint: disable=protected-access
-                return client.handshaken
-            self.daemon.handleRequest(client.conn)
-            return True
+            with callers.serving(client.source):
+                return self._handle(client)
         except (OSError, Pyro4.errors.ConnectionClosedError, Pyro4.errors.TimeoutError):
             return False
         except Exception as e:  # pylint: disable=broad-except
             # Pyro answered the caller already where it could (a bad message, a refused serializer).
             self._refusals.refused(client.source, 'request', 'bad request', '{}: {}'.format(type(e).__name__, e))
             return False
+
+    def _handle(self, client):
+        """A message read_message() let through: parsed holding a parse slot (the control machines have
+        their own), so that the worst the limits allow is PARSES_AT_ONCE parses at once."""
+        slots = self._control_parses if client.privileged else self._parses
+        slot = slots.held(client.source)
+        if not client.handshaken:
+            with slot:  # Pyro's handshake parses the CONNECT and calls no method of ours
+                client.handshaken = self.daemon._handshake(client.conn)  # pylint: disable=protected-access
+            return client.handshaken
+        self.daemon.serve_call(client.conn, slot)
+        return True
 
     # --- stopping ---------------------------------------------------------------------------------
 
@@ -336,6 +393,7 @@ class HardenedServer:
         self.shutdown()
         self._loop_done.wait(timeout=5)
         self._jobs.close()
+        self._control_jobs.close()
         deadline = time.monotonic() + 2
         for worker in self._workers:
             worker.join(timeout=max(0.0, deadline - time.monotonic()))
@@ -355,6 +413,9 @@ DEFAULT_LIMITS = {
     'send_timeout': SEND_TIMEOUT,
     'workers': WORKERS,
     'in_flight_per_source': IN_FLIGHT_PER_SOURCE,
+    'control_workers': CONTROL_WORKERS,
+    'parses_at_once': PARSES_AT_ONCE,
+    'control_parses_at_once': CONTROL_PARSES_AT_ONCE,
 }
 
 
@@ -380,6 +441,34 @@ class HardenedDaemon(Pyro4.core.Daemon):
         merged = dict(DEFAULT_LIMITS, **(limits or {}))
         self.transportServer = HardenedServer(self, listener, refusals, privileged or (lambda _: False), merged)
         self.locationStr = self.transportServer.locationStr
+
+    def serve_call(self, conn, parse_slot):
+        """Pyro4's handleRequest for the one message the server lets through after the handshake (an
+        INVOKE in serpent with no flags and at most a CORR annotation: no oneway, batch, compression or
+        stream to handle): parses it holding `parse_slot`, calls the exposed method and replies as
+        Pyro4's Daemon does. The caller is the source the server accepted (callers.current())."""
+        msg = message.Message.recv(conn, [message.MSG_INVOKE])
+        seq, serializer_id = msg.seq, msg.serializer_id
+        corr = msg.annotations.get('CORR')
+        Pyro4.current_context.correlation_id = uuid.UUID(bytes=bytes(corr)) if corr else uuid.uuid4()
+        serializer = Pyro4.util.get_serializer_by_id(serializer_id)
+        try:
+            with parse_slot:
+                object_id, method_name, vargs, kwargs = serializer.deserializeCall(msg.data, compressed=False)
+            del msg
+            obj = self.objectsById.get(object_id)
+            if obj is None:
+                raise Pyro4.errors.DaemonError('unknown object')
+            Pyro4.current_context.client = conn
+            Pyro4.current_context.seq = seq
+            result = Pyro4.util.getAttribute(obj, method_name)(*vargs, **kwargs)
+            data, _ = serializer.serializeData(result, compress=False)
+        except Exception as e:  # pylint: disable=broad-except  # the caller is told, as Pyro4 does
+            self._sendExceptionResponse(conn, seq, serializer_id, e, None)
+            return
+        reply = message.Message(message.MSG_RESULT, data, serializer_id, 0, seq,
+                                annotations={'CORR': Pyro4.current_context.correlation_id.bytes})
+        conn.send(reply.to_bytes())
 
     def _sendExceptionResponse(self, connection, seq, serializer_id, exc_value, tbinfo, flags=0,  # noqa: N802
                                annotations=None):
