@@ -88,7 +88,7 @@ class InProcessWorld:
         data = {'daemon': 'camvirt', 'log_name': 'bench', 'control_machines': ['LocalHost'],
                 'initialize_timeout': 30, 'shutdown_timeout': 30, 'libvirt_uri': TEST_URI, 'domains': domains}
         self.config = parse_config(data, '<bench>', registry)
-        self.camds = [SimulatedCamd(self.config.cameras['cam{}'.format(i)].address, 'cam{}'.format(i))
+        self.camds = [SimulatedCamd(self.config.cameras['cam{}'.format(i)].address, 'cam{}'.format(i), initialized=True)
                       for i in range(n)]
         self.hypervisor = Hypervisor(TEST_URI, self.config.domains, QuietLog())
         self.probe = CameraProbe(self.config.camera_timeout)

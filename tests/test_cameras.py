@@ -28,7 +28,7 @@ def address():
 
 
 def test_status_of_an_answering_camd_reuses_one_connection():
-    camd = SimulatedCamd(address(), 'cam1').start()
+    camd = SimulatedCamd(address(), 'cam1', initialized=True).start()
     probe = CameraProbe(timeout=1)
     try:
         for _ in range(5):
@@ -57,7 +57,7 @@ def test_hung_camd_gives_none_within_the_timeout():
 
 
 def test_a_restarted_camd_is_reached_again():
-    camd = SimulatedCamd(address(), 'cam1').start()
+    camd = SimulatedCamd(address(), 'cam1', initialized=True).start()
     probe = CameraProbe(timeout=1)
     try:
         assert probe.status(camd.address) is not None
@@ -79,7 +79,7 @@ def test_wait_until_answering_stops_when_told_to_give_up():
 
 
 def test_wait_until_answering_sees_a_late_camd():
-    camd = SimulatedCamd(address(), 'cam1')
+    camd = SimulatedCamd(address(), 'cam1', initialized=True)
     probe = CameraProbe(timeout=0.2)
     asked = []
 
@@ -98,7 +98,7 @@ def test_wait_until_answering_sees_a_late_camd():
 
 
 def test_a_kept_connection_that_fails_is_replaced_by_a_new_one():
-    camd = SimulatedCamd(address(), 'cam1')
+    camd = SimulatedCamd(address(), 'cam1', initialized=True)
     camd.camera = GlitchingCamera('cam1')
     camd.start()
     probe = CameraProbe(timeout=1)
@@ -116,7 +116,7 @@ def test_a_kept_connection_that_fails_is_replaced_by_a_new_one():
 
 
 def test_a_connection_in_use_when_its_camd_is_forgotten_is_not_kept():
-    camd = SimulatedCamd(address(), 'cam1').start()
+    camd = SimulatedCamd(address(), 'cam1', initialized=True).start()
     probe = CameraProbe(timeout=1)
     try:
         proxy, _reused, generation = probe._take(camd.address.uri)  # a query in flight ...

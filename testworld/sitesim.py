@@ -11,7 +11,7 @@ import threading
 
 from .privatelibvirtd import PrivateLibvirtd
 from .sandbox import SimulatedGuests, define_domains, say
-from .simcamd import ABSENT, HUNG, CameraVMSimulator
+from .simcamd import ABSENT, CameraVMSimulator
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROCESS_STOP_TIMEOUT = 10
@@ -49,11 +49,12 @@ class CamdProcess:
     """A simulated camera VM's camd, in the VM's namespace (see sitecamvm.py); what the
     CameraVMSimulator starts when the domain boots and stops when it powers off."""
 
-    def __init__(self, ns, address, camera_id, hangs, delay):
+    def __init__(self, ns, address, camera_id, behaviour, delay, initialize_seconds):
         self.address = address
         command = [sys.executable, '-m', 'testworld.sitecamvm', '--host', address.host, '--port',
                    str(address.port), '--object-id', address.object_id, '--camera-id', camera_id,
-                   '--delay', str(delay)] + (['--hangs'] if hangs else [])
+                   '--delay', str(delay), '--behaviour', behaviour,
+                   '--initialize-seconds', str(initialize_seconds)]
         self._process = NsProcess(camera_id + ' camd', ns, command)
 
     def stop(self):
@@ -72,7 +73,8 @@ class SiteCameraVMSimulator(CameraVMSimulator):
         if behaviour == ABSENT:
             return super()._start_camd(name, address, camera_id, behaviour)
         self._log('{}: booted; camd of camera {} starts at {}'.format(name, camera_id, address.uri))
-        return CamdProcess(self._namespaces[camera_id], address, camera_id, behaviour == HUNG, self._delay)
+        return CamdProcess(self._namespaces[camera_id], address, camera_id, behaviour, self._delay,
+                           self.initialize_seconds)
 
 
 class InNamespace:
