@@ -328,8 +328,8 @@ def start_camd(address, camera_id, behaviour, initialize_seconds=DEFAULT_INITIAL
     """A started camd server of the given behaviour (not ABSENT) at `address`."""
     if behaviour == HUNG:
         return HungCamd(address).start()
-    if behaviour == DRIPPING:
-        return DrippingCamd(address).start()
+    if behaviour == DRIPPING:  # a reply small enough to be read: only a deadline for the whole call ends it
+        return DrippingCamd(address, declared=10_000).start()
     camd = SimulatedCamd(address, camera_id, initialized=behaviour == ANSWERS,
                          initialize_seconds=initialize_seconds).start()
     if behaviour == INITIALISING:
