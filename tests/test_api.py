@@ -369,3 +369,50 @@ def test_a_vm_that_stops_while_initialize_waits_on_others_fails_the_command_and_
     # Its stop was the command's to watch while it ran; once it ended, camvirtd saw it.
     assert wait_until(lambda: world.call('report_status')['domains'][0]['unexpected_stop'] is not None)
     assert 'domain {} stopped unexpectedly'.format(first) in world.log.text()
+
+
+def test_under_load_through_camvirtd_a_busy_camd_never_has_more_than_2_connections_from_it(make_world):
+    """32 dashboard clients (a new proxy per query, 5 s timeout), camvirt status and an initialize,
+    all while camd initialises its camera: camd gives camvirtd one worker (two at most), and answers
+    its own clients as soon as it is free."""
+    world = make_world(domains=1, behaviours={'c1a': UNINITIALISED}, camera_timeout=0.5, initialize_timeout=5)
+    world.simulator.initialize_seconds = 3.0
+    assert world.call('initialize') == CommandStatus.Succeeded
+    camd = world.simulator.camds(world.domain_names[0])[0]
+    camd.initialize_in_background()
+    assert wait_until(lambda: camd.camera.state == CameraState.Initializing)
+    stop = threading.Event()
+    errors = []
+
+    def dashboard(method, *args):
+        for _ in range(1000):
+            if stop.is_set():
+                return
+            try:
+                world.call(method, *args, timeout=5)
+            except TimeoutError:
+                pass  # camd busy: the dashboard shows Lost contact
+            except Exception as e:  # pylint: disable=broad-except
+                errors.append(e)
+    clients = [threading.Thread(target=dashboard, args=('report_camera_status', 'c1a'), daemon=True)
+               for _ in range(32)]
+    clients += [threading.Thread(target=dashboard, args=('report_status',), daemon=True),
+                threading.Thread(target=dashboard, args=('initialize',), daemon=True)]
+    for client in clients:
+        client.start()
+    try:
+        assert wait_until(lambda: camd.camera.state == CameraState.Idle, 10)
+        from_camvirtd = camd.most_connections()
+        with Pyro4.Proxy(camd.address.uri) as own:  # opsd, say
+            own._pyroTimeout = 5
+            started = time.monotonic()
+            assert own.report_status()['state'] == CameraState.Idle
+            assert time.monotonic() - started < 1
+    finally:
+        stop.set()
+        for client in clients:
+            client.join(30)
+    assert not errors, errors[:3]
+    assert from_camvirtd <= 2
+    assert camd.most_connections() <= 2 + 1  # camvirtd's, and the test's own client
+    assert camd.refused() == 0

@@ -35,12 +35,14 @@ def emit(record):
 
 
 def call(uri, timeout, method, *args):
-    """(reply, None) or (None, 'ErrorType: message'), each call through a proxy of its own."""
+    """(reply, None) or (None, 'ErrorType: message'), each call through a proxy of its own. Any
+    exception, as the dashboard takes any for "Lost contact" (camvirtd passes on a builtin
+    TimeoutError for a camd that does not answer while its VM runs)."""
     try:
         with Pyro4.Proxy(uri) as proxy:
             proxy._pyroTimeout = timeout  # pylint: disable=protected-access
             return getattr(proxy, method)(*args), None
-    except Pyro4.errors.PyroError as e:
+    except Exception as e:  # pylint: disable=broad-except
         return None, '{}: {}'.format(type(e).__name__, e)
 
 
