@@ -14,6 +14,9 @@ HOST = '127.0.0.1'
 # Each attack from addresses of its own: camvirtd stops serving an address that floods it with
 # refusals for the rest of a 10 s interval, which would spare it the next attack from that address.
 LARGE_FROM, FLOOD_FROM, ONEWAY_FROM = '127.0.0.11', '127.0.0.12', '127.0.0.13'
+DRIP_FROM = '127.0.0.14'
+# Dashboards asking camvirtd about the camera whose camd drips, each a query at a time.
+DRIP_CLIENTS = 8
 # Held connections are renewed this often (camvirtd drops them after its 10 s idle limit).
 HOLD_RENEW = 4.0
 
@@ -53,12 +56,34 @@ def oneway_hung_camera(port, object_id, stop):
     stop.wait()
 
 
+def dripping_camera(port, object_id, stop):
+    """8 dashboards asking, a query at a time, about the camera whose camd answers the handshake one byte
+    every half second (and report_status(), which asks every camd)."""
+    def ask(method, args):
+        while not stop.is_set():
+            try:
+                sock = attacks.handshake(HOST, port, object_id, source=DRIP_FROM)
+            except OSError:
+                stop.wait(0.1)
+                continue
+            with sock:
+                sock.settimeout(10)
+                try:
+                    sock.sendall(attacks.invoke_message(object_id, method, args))
+                    attacks.receive_message(sock)
+                except OSError:
+                    stop.wait(0.1)
+    askers = [threading.Thread(target=ask, args=('report_camera_status', ['drip'])) for _ in range(DRIP_CLIENTS)]
+    _run(askers + [threading.Thread(target=ask, args=('report_status', []))])
+
+
 # In this order: the oneway calls of the hung camera keep a few workers busy long after.
 ATTACKS = [
     ('500 idle/slow connections', held_connections),
     ('10 MB, 40 MB, 2 GiB messages', large_messages),
     ('refusal flood (oneway)', refusal_flood),
     ('3000 oneway, hung camera', oneway_hung_camera),
+    ('dripping camd, 9 askers', dripping_camera),
 ]
 
 
