@@ -64,10 +64,10 @@ class CamdProcess:
 class SiteCameraVMSimulator(CameraVMSimulator):
     """CameraVMSimulator whose camds are processes in their VMs' namespaces."""
 
-    def __init__(self, conn, cameras, boot_delay, log, namespaces, delay):
+    def __init__(self, conn, cameras, boot_delay, log, namespaces, delay, initialize_seconds):
         self._namespaces = namespaces  # camera id -> namespace
         self._delay = delay
-        super().__init__(conn, cameras, boot_delay, log=log)
+        super().__init__(conn, cameras, boot_delay, log=log, initialize_seconds=initialize_seconds)
 
     def _start_camd(self, name, address, camera_id, behaviour):
         if behaviour == ABSENT:
@@ -95,11 +95,12 @@ class NamespacedLibvirtd(InNamespace, PrivateLibvirtd):
 
 
 class DasGuests(SimulatedGuests):
-    def __init__(self, das, cameras, boot_delay, namespaces, delay, ns):
+    def __init__(self, das, cameras, boot_delay, namespaces, delay, ns, initialize_seconds):
         super().__init__(cameras, boot_delay, log=lambda line: say('{} guests: {}'.format(das, line)))
         self._namespaces = namespaces
         self._delay = delay
         self._ns = ns
+        self._initialize_seconds = initialize_seconds
 
     def libvirtd(self, folder):
         return NamespacedLibvirtd(folder, self._ns)
@@ -107,6 +108,6 @@ class DasGuests(SimulatedGuests):
     def bring_up(self, conn, _folder):
         define_domains(conn, list(self._cameras))
         simulator = SiteCameraVMSimulator(conn, self._cameras, self._boot_delay, self._log, self._namespaces,
-                                          self._delay)
+                                          self._delay, self._initialize_seconds)
         simulator.sync()
         return simulator
