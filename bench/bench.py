@@ -28,7 +28,7 @@ import libvirt  # noqa: E402
 import Pyro4  # noqa: E402
 
 from rockit.camvirt.cameras import CameraProbe  # noqa: E402
-from rockit.camvirt.config import parse_config  # noqa: E402
+from rockit.camvirt.config import MAX_DOMAINS, parse_config  # noqa: E402
 from rockit.camvirt.hypervisor import Hypervisor, start_event_loop  # noqa: E402
 from rockit.camvirt.obslog import ObservatoryLog  # noqa: E402
 from rockit.camvirt.registry import Registry  # noqa: E402
@@ -445,7 +445,7 @@ def print_table(results):
 
 
 # passthrough: {clients: requests per client}; hung: (clients, requests per client)
-FULL = {'sizes': [1, 8, 64], 'runs': 25, 'baseline_size': 8, 'baseline_runs': 20,
+FULL = {'sizes': [1, 8, MAX_DOMAINS], 'runs': 25, 'baseline_size': 8, 'baseline_runs': 20,
         'passthrough': {1: 2000, 32: 150}, 'hung': (8, 200), 'fd_queries': 10000, 'attack': 300,
         'one_camera': (32, 60)}
 SMOKE = {'sizes': [1, 2], 'runs': 3, 'baseline_size': 2, 'baseline_runs': 2,

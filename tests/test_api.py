@@ -157,6 +157,13 @@ def test_a_camd_initialising_its_camera_keeps_vm_active_and_is_given_one_worker(
     assert camd.most_connections() <= 2 and camd.refused() == 0
 
 
+def test_a_camd_that_refuses_connections_while_its_vm_runs_is_a_connection_error(make_world):
+    world = make_world(domains=1, behaviours={'c1a': ABSENT}, initialize_timeout=1)
+    assert world.call('initialize') == CommandStatus.Failed
+    error = call_for_error(world, 'c1a')
+    assert isinstance(error, ConnectionError) and 'camera c1a' in str(error) and 'cannot be reached' in str(error)
+
+
 def test_a_camd_not_initialised_answers_state_0_with_vm_active(make_world):
     world = make_world(domains=1, behaviours={'c1a': UNINITIALISED})
     assert world.call('initialize') == CommandStatus.Succeeded

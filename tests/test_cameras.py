@@ -240,6 +240,7 @@ def test_close_ends_the_callers_threads():
         p.ask(hung.address)
         p.close()
         assert poll(lambda: not [t for t in threading.enumerate() if t.name == 'camd-' + hung.address.object_id])
+        assert 'stopping' in p.ask(hung.address).problem  # and none started after
     finally:
         hung.stop()
 

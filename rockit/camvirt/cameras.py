@@ -109,12 +109,12 @@ class CamdCaller:
                         self._call = None
                         call.finish(None, 'is not asked: camvirtd is stopping')
                     return
-            status, problem = self._make(call)
+            status, problem = self._make()
             with self._cond:
                 self._call = None
             call.finish(status, problem)
 
-    def _make(self, _call):
+    def _make(self):
         """(status dict, None) or (None, why not): one call within CALL_CAP. A kept connection that
         fails before camd answered says nothing of camd now (camd restarted): asked once more anew."""
         deadline = time.monotonic() + CALL_CAP
@@ -159,12 +159,15 @@ class CameraProbe:
         self.timeout = timeout
         self._lock = threading.Lock()
         self._callers = {}  # uri -> CamdCaller
+        self._closed = False
 
     def _caller(self, address):
         with self._lock:
             caller = self._callers.get(address.uri)
             if caller is None:
                 caller = self._callers[address.uri] = CamdCaller(address)
+                if self._closed:
+                    caller.close()  # a query after close(): answered at once, no thread started
             return caller
 
     def ask(self, address, wait=None):
@@ -188,7 +191,8 @@ class CameraProbe:
 
     def close(self):
         with self._lock:
-            callers, self._callers = list(self._callers.values()), {}
+            self._closed = True
+            callers = list(self._callers.values())
         for caller in callers:
             caller.close()
 
