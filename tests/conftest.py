@@ -119,6 +119,7 @@ class World:
         self.hypervisor.stop()
         self.daemon_object.close()
         self.probe.close()
+        self.probe.close()
         if self._own_world:
             return  # its world went with camvirtd's connection
         for name in self.domain_names:

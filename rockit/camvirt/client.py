@@ -409,7 +409,7 @@ EXIT_CODES = {
                 '3 unknown domain or invalid arguments; 10 not accepted from this IP; '
                 '101 camvirtd cannot be reached'),
     'status': ('0 all as intended; 1 something needs attention (a VM that should run is off or broken, '
-               'a camera offline while its VM runs, libvirt unreachable, the last command failed; with '
+               'a camd not answering while its VM runs, libvirt unreachable, the last command failed; with '
                '--all: any host needing attention or unreachable) or the config cannot be read; '
                '101 camvirtd cannot be reached'),
     'config': '0 shown; 1 the config or registry cannot be read',
