@@ -293,3 +293,20 @@ def test_a_camd_that_raises_gives_no_status(probe):
         assert answer.status is None and 'raised RuntimeError' in answer.problem
     finally:
         camd.stop()
+
+
+def test_a_camd_with_every_worker_taken_refuses_and_the_answer_says_so(probe):
+    camd = SimulatedCamd(address(), 'cam1', initialized=True).start()
+    held = []
+    try:
+        for _ in range(40):
+            p = Pyro4.Proxy(camd.address.uri)
+            p._pyroBind()
+            held.append(p)
+        answer = probe(1).ask(camd.address)
+        assert answer.status is None and not answer.timed_out
+        assert answer.problem.startswith("refused the connection: 'no free workers")
+    finally:
+        for p in held:
+            p._pyroRelease()
+        camd.stop()

@@ -14,6 +14,8 @@ import Pyro4.errors
 import Pyro4.util
 from Pyro4 import message
 
+from rockit.camvirt.logtext import one_line, quote
+
 # A report_status() reply is a few hundred bytes and a log call's None a few: anything past this is
 # refused unread.
 MAX_REPLY_BYTES = 64 * 1024
@@ -58,7 +60,7 @@ class BoundedConnection:
         value = self._deserialize(reply)
         if reply.flags & message.FLAGS_EXCEPTION:
             name = type(value).__name__ if isinstance(value, BaseException) else 'an error'
-            raise CallError('raised {}'.format(name))
+            raise CallError('raised {}'.format(one_line(name)))
         return value
 
     def _connect(self, deadline):
@@ -77,8 +79,7 @@ class BoundedConnection:
         self._send(message.Message(message.MSG_CONNECT, data, _SERPENT.serializer_id, 0, self._seq), deadline)
         reply = self._receive(deadline)
         if reply.type == message.MSG_CONNECTFAIL:
-            reason = self._deserialize(reply)
-            raise CallError('refused the connection: {}'.format(str(reason)[:200]))
+            raise CallError('refused the connection: {}'.format(quote(refusal_text(reply))))
         if reply.type != message.MSG_CONNECTOK:
             raise CallError('answered the handshake with message type {}'.format(reply.type))
 
@@ -102,7 +103,8 @@ class BoundedConnection:
             raise CallError('sent something that is not a Pyro4 message') from None
         if msg.flags & _REFUSED_FLAGS:
             raise CallError('sent a compressed, batched or streamed reply (flags {:#x})'.format(msg.flags))
-        if msg.serializer_id != _SERPENT.serializer_id:
+        # A refused handshake comes in marshal whatever was asked (Pyro4's own choice): read as text below.
+        if msg.serializer_id != _SERPENT.serializer_id and msg.type != message.MSG_CONNECTFAIL:
             raise CallError('replied in serializer {}, not serpent'.format(msg.serializer_id))
         size = msg.data_size + msg.annotations_size
         if size > MAX_REPLY_BYTES:
@@ -154,3 +156,17 @@ class BoundedConnection:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+
+
+_MARSHAL_ID = 3
+_MARSHAL_SHORT_STRINGS = (0x5a, 0x7a, 0xda, 0xfa)  # short ASCII, interned or not, referenced or not
+
+
+def refusal_text(msg):
+    """The reason of a refused handshake as text, never deserialized: its printable ASCII, after the
+    type and length bytes of marshal's short string (what Pyro4 sends it in)."""
+    data = msg.data
+    if msg.serializer_id == _MARSHAL_ID and len(data) > 2 and data[0] in _MARSHAL_SHORT_STRINGS:
+        data = data[2:]
+    return ''.join(chr(b) for b in data if 32 <= b < 127).strip()
+
