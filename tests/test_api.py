@@ -178,13 +178,13 @@ def test_a_dripping_camd_holds_neither_queries_nor_commands(make_world):
     world = make_world(domains=2, behaviours={'c1a': DRIPPING}, camera_timeout=1.0, initialize_timeout=3)
     started = time.monotonic()
     assert world.call('initialize', timeout=20) == CommandStatus.Failed
-    assert time.monotonic() - started < 3 + 2
+    assert time.monotonic() - started < 3 + 3  # its timeout, not the drip's 10 kB at 2 bytes a second
     started = time.monotonic()
     assert isinstance(call_for_error(world, 'c1a', timeout=20), Exception)
-    assert time.monotonic() - started < 1 + 1
+    assert time.monotonic() - started < 1 + 2
     started = time.monotonic()
     status = world.call('report_status', timeout=20)
-    assert time.monotonic() - started < 1 + 1
+    assert time.monotonic() - started < 1 + 2
     assert status['domains'][0]['cameras'][0]['camd'] == 'not answering'
     assert world.call('shutdown', timeout=20) == CommandStatus.Succeeded
 
@@ -414,7 +414,7 @@ def test_under_load_through_camvirtd_a_busy_camd_never_has_more_than_2_connectio
             own._pyroTimeout = 5
             started = time.monotonic()
             assert own.report_status()['state'] == CameraState.Idle
-            assert time.monotonic() - started < 1
+            assert time.monotonic() - started < 3  # a free worker at once, not after camvirtd's queue
     finally:
         stop.set()
         for client in clients:

@@ -83,7 +83,7 @@ def test_a_hung_camd_is_waited_on_for_the_timeout_and_asked_on_one_connection(pr
         started = time.monotonic()
         answer = p.ask(hung.address)
         assert answer.status is None and answer.timed_out and 'within 0.3 s' in answer.problem
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < 2.0  # its wait, not the call's
         for _ in range(3):
             assert p.ask(hung.address).timed_out  # each waits on the call in flight
         assert hung.connections() == 1 and p.calls(hung.address) == 1
@@ -104,8 +104,8 @@ def test_a_restarted_camd_is_reached_again_on_a_new_connection(probe):
 
 
 def test_concurrent_queries_share_one_call_and_its_answer(probe):
-    camd = SimulatedCamd(address(), 'cam1', initialize_seconds=0.5).start()
-    p = probe(3)
+    camd = SimulatedCamd(address(), 'cam1', initialize_seconds=2.0).start()
+    p = probe(6)
     try:
         camd.initialize_in_background()
         assert poll(lambda: camd.camera.state == 1)
@@ -117,12 +117,12 @@ def test_concurrent_queries_share_one_call_and_its_answer(probe):
 
 
 def test_queries_against_a_camd_busy_initialising_never_take_a_second_worker(probe):
-    camd = SimulatedCamd(address(), 'cam1', initialize_seconds=1.5).start()
+    camd = SimulatedCamd(address(), 'cam1', initialize_seconds=4.0).start()
     p = probe(0.2)
     try:
         camd.initialize_in_background()
         assert poll(lambda: camd.camera.state == 1)
-        for _ in range(5):
+        for _ in range(3):
             answers = in_parallel(8, lambda: p.ask(camd.address))
             assert all(a.timed_out for a in answers)
         assert camd.most_connections() == 1
@@ -148,10 +148,10 @@ def test_a_dripping_camd_ends_at_the_call_cap_and_its_callers_wait_no_longer_tha
     try:
         started = time.monotonic()
         assert p.ask(camd.address).timed_out
-        assert time.monotonic() - started < 0.8
-        answer = p.ask(camd.address, wait=5)
+        assert time.monotonic() - started < 2.0
+        answer = p.ask(camd.address, wait=10)
         assert answer.status is None and 'did not answer in time' in answer.problem
-        assert time.monotonic() - started < 2.0  # the cap, not 100 kB at 10 bytes a second
+        assert time.monotonic() - started < 5.0  # the cap, not 10 kB at 10 bytes a second
     finally:
         camd.stop()
 

@@ -26,7 +26,7 @@ class Status:
     def camera(self, camera_id):
         """camd's report_status() with 'vm_active': True, or the offline reply when its VM is off or a
         command acts on its domain (as the daemon camvirtd replaces did, for the dashboard). A camd
-        that gives no status within camera_timeout while its VM runs raises CamdNotAnswering (a
+        that gives no status within camera_timeout while its VM runs raises an error naming it (a
         builtin TimeoutError, or ConnectionError), as the original passed camd's error on: vm_active
         says only whether the VM runs, and the dashboard shows "Lost contact"."""
         camera = self._config.cameras.get(camera_id) if is_camera_id(camera_id) else None
