@@ -39,8 +39,11 @@ def test_a_camd_answers_state_0_alone_until_its_camera_is_initialised():
 
 
 def test_report_status_waits_on_the_camera_lock_while_initialising():
-    camd = start_camd(address(), 'cam1', INITIALISING, initialize_seconds=1.0)
+    camd = start_camd(address(), 'cam1', INITIALISING, initialize_seconds=3.0)
     try:
+        deadline = time.monotonic() + 5
+        while camd.camera.state != CameraState.Initializing and time.monotonic() < deadline:
+            time.sleep(0.01)
         with proxy(camd, timeout=0.3) as p:
             with pytest.raises(Pyro4.errors.TimeoutError):
                 p.report_status()
