@@ -14,7 +14,7 @@ import Pyro4.errors
 import Pyro4.util
 from Pyro4 import message
 
-from rockit.camvirt.logtext import one_line, quote
+from .logtext import one_line, quote
 
 # A report_status() reply is a few hundred bytes and a log call's None a few: anything past this is
 # refused unread.

@@ -22,7 +22,7 @@ after KEEP_IDLE seconds without work; close() ends them all.
 import threading
 import time
 
-from rockit.camvirt.boundedcall import BoundedConnection, CallError, CallTimeout
+from .boundedcall import BoundedConnection, CallError, CallTimeout
 
 # How often initialize() asks a camd that refused or dropped the connection. A refused connection costs
 # a few microseconds on loopback and one SYN on the network, and this bounds how late we notice readiness.

@@ -8,7 +8,7 @@ import sys
 import threading
 import time
 
-from rockit.camvirt.boundedcall import BoundedConnection, CallError
+from .boundedcall import BoundedConnection, CallError
 
 # One log call, connect to reply, as a whole (a log daemon dripping its reply does not stretch it).
 LOG_CALL_TIMEOUT = 2.0
