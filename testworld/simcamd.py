@@ -23,7 +23,7 @@ import Pyro4.util
 from Pyro4 import message
 from Pyro4.socketserver import threadpool, threadpoolserver
 
-from rockit.camvirt.constants import CameraState
+from rockit.camvirt.shared.constants import CameraState
 
 # A real camd's Pyro4 thread pool (Pyro4's THREADPOOL_SIZE default, which the rockit daemons keep).
 CAMD_WORKERS = 40
@@ -454,7 +454,7 @@ class CameraVMSimulator:
 def main(argv=None):
     """Serves one simulated camd until killed: what a real camera guest runs (see guestimage.py)."""
     import argparse  # pylint: disable=import-outside-toplevel
-    from rockit.camvirt.registry import DaemonAddress  # pylint: disable=import-outside-toplevel
+    from rockit.camvirt.shared.registry import DaemonAddress  # pylint: disable=import-outside-toplevel
     parser = argparse.ArgumentParser(prog='python -m testworld.simcamd')
     parser.add_argument('--host', default='127.0.0.1')
     parser.add_argument('--port', type=int, required=True)

@@ -55,7 +55,7 @@ def test_the_ops_shutdown_script_against_a_camera_initialising_fails_rather_than
         (cam, DISABLED, True) for cam in ('cam1', 'cam2', 'cam3', 'cam4')}, records
     # opsd's cam_initialize of cam1, from its DAS host: the camd holds its camera lock for 15 s.
     initialising = subprocess.Popen(
-        ['ip', 'netns', 'exec', world.ns('das1'), sys.executable, '-m', 'testworld.sitecallers', '--site',
+        ['ip', 'netns', 'exec', world.ns('das1'), sys.executable, '-m', 'testworld.site.callers', '--site',
          os.path.join(world.folder, 'site.json'), 'camd', 'initialize', 'cam1', '--timeout', '60'],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
