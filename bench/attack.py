@@ -30,6 +30,9 @@ COSTLY = b'[' + b'{},' * 2700 + b'{}]'
 WORST_PARSED = b'{' + b','.join(b'%d:%d' % (10 ** 11 + i, 10 ** 11 + i) for i in range(256)) + b'}'
 # A 3 KB zlib body that inflates to 2 MB of serpent (Pyro4 would inflate it without limit).
 BOMB = zlib.compress(b'[' + b'1,' * 1000000 + b'1]', 9)
+DRIP_FROM = '127.0.0.19'
+# Dashboards asking camvirtd about the camera whose camd drips, each a query at a time.
+DRIP_CLIENTS = 8
 # Held connections are renewed this often (camvirtd drops them after its 10 s idle limit).
 HOLD_RENEW = 4.0
 
@@ -67,6 +70,27 @@ def pipelined_hung_camera(port, object_id, stop):
     attacks.call_flood(HOST, port, object_id, 'report_camera_status', ['hung'], 3000, source=ONEWAY_FROM,
                        seconds=10)
     stop.wait()
+
+
+def dripping_camera(port, object_id, stop):
+    """8 dashboards asking, a query at a time, about the camera whose camd answers the handshake one byte
+    every half second (and report_status(), which asks every camd)."""
+    def ask(method, args):
+        while not stop.is_set():
+            try:
+                sock = attacks.handshake(HOST, port, object_id, source=DRIP_FROM)
+            except OSError:
+                stop.wait(0.1)
+                continue
+            with sock:
+                sock.settimeout(10)
+                try:
+                    sock.sendall(attacks.invoke_message(object_id, method, args))
+                    attacks.receive_message(sock)
+                except OSError:
+                    stop.wait(0.1)
+    askers = [threading.Thread(target=ask, args=('report_camera_status', ['drip'])) for _ in range(DRIP_CLIENTS)]
+    _run(askers + [threading.Thread(target=ask, args=('report_status', []))])
 
 
 def _send_and_close(source, data, object_id=None):
@@ -167,6 +191,7 @@ ATTACKS = [
     ('16 x 32 connections', held_16x32),
     ('worst case: 1024 x costliest', worst_case_memory),
     ('3000 pipelined, hung camera', pipelined_hung_camera),
+    ('dripping camd, 9 askers', dripping_camera),
 ]
 
 

@@ -26,7 +26,7 @@ def make_proxy(uri):
     return proxy
 
 
-def client(uri, method, args, requests, fresh, latencies, errors):
+def client(uri, method, args, requests, fresh, latencies, errors, failed):
     proxy = None if fresh else make_proxy(uri)
     for _ in range(requests):
         start = time.perf_counter()
@@ -38,8 +38,9 @@ def client(uri, method, args, requests, fresh, latencies, errors):
             else:
                 getattr(proxy, method)(*args)
             latencies.append(time.perf_counter() - start)
-        except Exception:  # pylint: disable=broad-except
-            errors.append(1)
+        except Exception as e:  # pylint: disable=broad-except
+            errors.append(type(e).__name__)
+            failed.append(time.perf_counter() - start)
 
 
 def connect_from(source):
@@ -58,8 +59,9 @@ def main():
     if '--source' in sys.argv:
         connect_from(sys.argv[sys.argv.index('--source') + 1])
     args = () if arg == '-' else (arg,)
-    latencies, errors = [], []
-    threads = [threading.Thread(target=client, args=(uri, method, args, int(requests), fresh, latencies, errors))
+    latencies, errors, failed = [], [], []
+    threads = [threading.Thread(target=client, args=(uri, method, args, int(requests), fresh, latencies, errors,
+                                                     failed))
                for _ in range(int(clients))]
     start = time.perf_counter()
     for thread in threads:
@@ -67,7 +69,9 @@ def main():
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - start
-    print(json.dumps({'latencies': latencies, 'errors': len(errors), 'elapsed': elapsed}))
+    # errors: how many calls raised; error_types and error_latencies: which, and how long each took.
+    print(json.dumps({'latencies': latencies, 'errors': len(errors), 'elapsed': elapsed,
+                      'error_types': sorted(set(errors)), 'error_latencies': failed}))
 
 
 if __name__ == '__main__':

@@ -13,7 +13,7 @@ import pytest
 from testworld.support import REPO, free_port, wait_until
 from rockit.camvirt.client import find_config_path, ClientError
 from rockit.camvirt.statusview import device_lines
-from testworld.simcamd import ABSENT
+from testworld.simcamd import ABSENT, UNINITIALISED
 
 CAMVIRT = os.path.join(REPO, 'camvirt')
 
@@ -152,9 +152,14 @@ def test_daemon_that_accepts_but_never_answers(tmp_path):
 
 def test_config_prints_port_and_json(tmp_path):
     env = dict(os.environ, CAMVIRTD_REGISTRY='', CAMVIRTD_CONFIG_PATH=os.path.join(REPO, 'config/superwasp_das1.json'))
-    text = camvirt(env, 'config').stdout
+    result = camvirt(env, 'config')
+    text = result.stdout
     assert 'PYRO:superwasp_camvirt_daemon_das1@10.2.6.173:9012' in text
     assert '9012/tcp' in text
+    # The shipped initialize 90 s against the ops script's 70 s: a note, not a warning.
+    assert "note:             opsd's ops scripts wait initialize 70 s, shutdown 40 s; initialize 90 s may take " \
+        'longer' in text
+    assert 'warning' not in result.stderr
     summary = json.loads(camvirt(env, 'config', '--json').stdout)
     assert summary['port'] == 9012
     assert summary['control_machines']['SWASPTCS'] == '10.2.6.160'
@@ -209,10 +214,19 @@ def test_status_exit_codes_follow_what_needs_attention(make_world, tmp_path):
     world.domain(world.domain_names[0]).create()  # running, but its camera does not answer
     result = camvirt(env, 'status')
     assert result.returncode == 1
-    assert result.stdout.splitlines()[-1] == 'needs attention: camera c1a is offline while its VM {} runs'.format(
-        world.domain_names[0])
+    last = result.stdout.splitlines()[-1]
+    assert last.startswith('needs attention: camera c1a: camd camd_c1a at 127.0.0.1:') and \
+        last.endswith('cannot be reached: Connection refused while its VM {} runs'.format(world.domain_names[0]))
     assert camvirt(env, 'status', '--json').returncode == 1
     assert camvirt(env, 'status', '--all').returncode == 1
+
+
+def test_status_of_a_camera_not_initialised_yet_exits_0(make_world, tmp_path):
+    world = make_world(domains=1, behaviours={'c1a': UNINITIALISED})
+    assert world.call('initialize') == 0
+    result = camvirt(world.client_env(tmp_path), 'status')
+    assert result.returncode == 0, result.stdout
+    assert 'needs attention' not in result.stdout
 
 
 def test_status_shows_local_times_and_json_keeps_utc(make_world, tmp_path):

@@ -40,7 +40,23 @@ def test_all_as_intended_exits_0():
     assert lines[-1].startswith('last command: initialize command completed successfully at ')
 
 
+def test_a_camd_answering_state_0_is_a_camera_not_initialised_yet_not_a_problem():
+    report = status(domain('cam1', 'running', ('c1', 'OFFLINE')))
+    report['domains'][0]['cameras'][0].update(camd='answers', camd_problem=None)
+    assert needs_attention(report) == [] and status_exit(report) == 0
+
+
+def test_a_camd_not_answering_while_its_vm_runs_needs_attention():
+    report = status(domain('cam1', 'running', ('c1', 'OFFLINE')))
+    problem = 'camd sting_cam1 at 10.2.6.165:9040 did not answer within 1 s'
+    report['domains'][0]['cameras'][0].update(camd='not answering', camd_problem=problem)
+    assert needs_attention(report) == [
+        'camera c1: camd sting_cam1 at 10.2.6.165:9040 did not answer within 1 s while its VM cam1 runs']
+    assert status_exit(report) == 1
+
+
 def test_camera_offline_while_its_vm_runs():
+    """From a camvirtd that does not say how its camd is ('camd'): OFFLINE is what there is."""
     report = status(domain('cam1', 'running', ('c1', 'OFFLINE')))
     assert needs_attention(report) == ['camera c1 is offline while its VM cam1 runs']
     assert status_exit(report) == 1

@@ -234,6 +234,22 @@ def config_summary(config):
     }
 
 
+# The proxy timeouts of opsd's `ops` scripts (run by hand): initialize 70 s, shutdown 40 s.
+OPS_SCRIPT_TIMEOUTS = {'initialize': 70, 'shutdown': 40}
+
+
+def ops_scripts_note(config):
+    """A note (not a warning: upstream ships initialize 90 s too) when a command may outlast the ops
+    script's wait for it: the script then gives up while camvirtd carries on and logs the outcome."""
+    longer = ['{} {} s'.format(name, timeout) for name, timeout in
+              (('initialize', config.initialize_timeout), ('shutdown', config.shutdown_timeout))
+              if timeout > OPS_SCRIPT_TIMEOUTS[name]]
+    if not longer:
+        return None
+    return ('opsd\'s ops scripts wait initialize 70 s, shutdown 40 s; {} may take longer: the script then '
+            'gives up while camvirtd carries on (its log has the outcome)'.format(', '.join(longer)))
+
+
 def name_sources(config):
     """Which registry layer (shipped, rockit.common or an operator file) each name the config uses came from."""
     daemons = [config.daemon_name] + [c.daemon_name for c in config.cameras.values()]
@@ -266,6 +282,9 @@ def show_config(config, as_json):
                                                    summary['control_machines'].items())))
     print('timeouts:         initialize {} s, shutdown {} s'.format(config.initialize_timeout,
                                                                      config.shutdown_timeout))
+    note = ops_scripts_note(config)
+    if note:
+        print('note:             ' + note)
     if config.log_daemon:
         print('log:              {} {}'.format(config.log_daemon.uri, from_where(config, config.log_daemon.name)))
     for name, cameras in summary['domains'].items():
@@ -390,7 +409,7 @@ EXIT_CODES = {
                 '3 unknown domain or invalid arguments; 10 not accepted from this IP; '
                 '101 camvirtd cannot be reached'),
     'status': ('0 all as intended; 1 something needs attention (a VM that should run is off or broken, '
-               'a camera offline while its VM runs, libvirt unreachable, the last command failed; with '
+               'a camd not answering while its VM runs, libvirt unreachable, the last command failed; with '
                '--all: any host needing attention or unreachable) or the config cannot be read; '
                '101 camvirtd cannot be reached'),
     'config': '0 shown; 1 the config or registry cannot be read',

@@ -66,7 +66,10 @@ def needs_attention(status):
         if busy or state != VMState.Running:
             continue
         for camera in domain.get('cameras', []):
-            if camera.get('label') == 'OFFLINE':
+            if camera.get('camd') == 'not answering':
+                reasons.append('camera {}: {} while its VM {} runs'.format(
+                    camera['id'], camera.get('camd_problem') or 'camd does not answer', name))
+            elif 'camd' not in camera and camera.get('label') == 'OFFLINE':  # from a camvirtd before 'camd'
                 reasons.append('camera {} is offline while its VM {} runs'.format(camera['id'], name))
     last = status.get('last_command')
     if not busy and last and last.get('status') not in (None, CommandStatus.Succeeded):

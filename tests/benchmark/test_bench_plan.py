@@ -16,18 +16,20 @@ def test_the_full_plan_runs_once_and_writes_every_key(tmp_path):
                              '--output', str(output)], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     results = json.loads(output.read_text())
-    assert set(results) == {'readiness_lag_ms', 'shutdown_lag_ms', 'passthrough', 'hung_camera', 'resources',
-                            'baseline', 'under_attack'}
+    assert set(results) == {'readiness_lag_ms', 'shutdown_lag_ms', 'passthrough', 'one_camera', 'hung_camera',
+                            'resources', 'baseline', 'under_attack'}
     for kind in ('readiness_lag_ms', 'shutdown_lag_ms'):
         assert set(results[kind]) == {'1', '8', str(MAX_DOMAINS)}
         assert all(set(figures) >= {'p50', 'p99'} for figures in results[kind].values())
     for figures in results['passthrough'].values():
         assert figures['errors'] == 0 and figures['rps'] > 0 and figures['p50_ratio'] > 0
     assert results['hung_camera']['bound_ok'] is True
+    one = results['one_camera']
+    assert one['errors'] == 0 and 0 < one['camd_calls_per_query'] <= 1
     assert set(results['resources']) >= {'rss_mb', 'threads', 'fd_growth'}
     assert set(results['baseline']) >= {'readiness_lag_ms', 'shutdown_lag_ms', 'ratio'}
     assert 'camvirtd benchmark' in result.stdout
-    assert list(results['under_attack'])[0] == 'idle' and len(results['under_attack']) == 11
+    assert list(results['under_attack'])[0] == 'idle' and len(results['under_attack']) == 12
     for name, figures in results['under_attack'].items():
         assert figures['errors'] == 0 and figures['p99_ms'] > 0 and figures['threads_peak'] > 0
         # The worst case floods the CPU: the dashboard's host may time out then (docs/performance.md).

@@ -3,6 +3,7 @@ called through Pyro4 over loopback TCP as the rockit clients call them, against 
 and simulated camds."""
 
 import threading
+import time
 
 import libvirt
 import Pyro4.errors
@@ -10,7 +11,7 @@ import pytest
 
 from testworld.support import deadline, wait_until
 from rockit.camvirt.shared.constants import OFFLINE_CAMERA_STATUS, CameraState, CommandStatus, VMState
-from testworld.simcamd import ABSENT, HUNG
+from testworld.simcamd import ABSENT, DRIPPING, HUNG, UNINITIALISED
 
 
 def libvirt_states(world):
@@ -108,20 +109,84 @@ def test_unknown_camera_id_is_a_clear_error_and_the_server_keeps_serving(make_wo
     assert world.call('report_camera_status', 'c1a') == OFFLINE_CAMERA_STATUS
 
 
-def test_hung_camd_is_bounded_and_holds_up_no_other_camera(make_world):
+def test_a_hung_camd_whose_vm_runs_is_an_error_naming_it_and_holds_up_no_other_camera(make_world):
     world = make_world(domains=2, behaviours={'c1a': HUNG}, camera_timeout=1.0, initialize_timeout=1)
     world.call('initialize')
     hung_replies = []
-    hung = threading.Thread(target=lambda: hung_replies.append(world.call('report_camera_status', 'c1a')))
+    hung = threading.Thread(target=lambda: hung_replies.append(call_for_error(world, 'c1a')))
     hung.start()
     assert wait_until(lambda: world.simulator.camds(world.domain_names[0])[0].connections() > 0)
     # The other camera answers while the hung query is still waiting for its camd.
     assert world.call('report_camera_status', 'c2a')['state'] == CameraState.Idle
     assert hung.is_alive()
     hung.join()
-    assert hung_replies == [OFFLINE_CAMERA_STATUS]
-    # A client with a 3 s timeout (under Pyro's default 5 s) still gets the offline reply.
-    assert world.call('report_camera_status', 'c1a', timeout=3) == OFFLINE_CAMERA_STATUS
+    # vm_active says only whether the VM runs: never False while it does. The error is a builtin,
+    # which any rockit client rebuilds, and reaches a client with Pyro's default 5 s timeout in time.
+    error = hung_replies[0]
+    assert isinstance(error, TimeoutError)
+    assert 'camera c1a' in str(error) and 'did not answer within 1 s' in str(error)
+    assert isinstance(call_for_error(world, 'c1a', timeout=5), TimeoutError)
+    # Every query waited on the one call in flight: the hung camd has one connection from camvirtd.
+    assert world.simulator.camds(world.domain_names[0])[0].connections() == 1
+
+
+def call_for_error(world, camera_id, timeout=30):
+    try:
+        return world.call('report_camera_status', camera_id, timeout=timeout)
+    except Exception as e:  # pylint: disable=broad-except
+        return e
+
+
+def test_a_camd_initialising_its_camera_keeps_vm_active_and_is_given_one_worker(make_world):
+    """As at dusk: camvirtd starts the VMs, then opsd initialises the camera (the camd's camera lock
+    held meanwhile) while the dashboard and camvirt status go on asking."""
+    world = make_world(domains=1, behaviours={'c1a': UNINITIALISED}, camera_timeout=0.3, initialize_timeout=5)
+    world.simulator.initialize_seconds = 2.0
+    assert world.call('initialize') == CommandStatus.Succeeded
+    camd = world.simulator.camds(world.domain_names[0])[0]
+    camd.initialize_in_background()
+    assert wait_until(lambda: camd.camera.state == CameraState.Initializing)
+    replies = []
+    while len(replies) < 200 and camd.camera.state != CameraState.Idle:
+        replies.append(call_for_error(world, 'c1a'))
+        status = world.call('report_status')
+        assert status['domains'][0]['cameras'][0]['camd'] in ('answers', 'not answering')
+    assert replies and all(isinstance(r, TimeoutError) or r['vm_active'] is True for r in replies)
+    assert any(isinstance(r, TimeoutError) for r in replies)
+    assert wait_until(lambda: world.call('report_camera_status', 'c1a')['state'] == CameraState.Idle)
+    assert camd.most_connections() <= 2 and camd.refused() == 0
+
+
+def test_a_camd_that_refuses_connections_while_its_vm_runs_is_a_connection_error(make_world):
+    world = make_world(domains=1, behaviours={'c1a': ABSENT}, initialize_timeout=1)
+    assert world.call('initialize') == CommandStatus.Failed
+    error = call_for_error(world, 'c1a')
+    assert isinstance(error, ConnectionError) and 'camera c1a' in str(error) and 'cannot be reached' in str(error)
+
+
+def test_a_camd_not_initialised_answers_state_0_with_vm_active(make_world):
+    world = make_world(domains=1, behaviours={'c1a': UNINITIALISED})
+    assert world.call('initialize') == CommandStatus.Succeeded
+    assert world.call('report_camera_status', 'c1a') == {'state': CameraState.Disabled, 'vm_active': True}
+    camera = world.call('report_status')['domains'][0]['cameras'][0]
+    assert camera['camd'] == 'answers' and camera['camd_problem'] is None
+
+
+def test_a_dripping_camd_holds_neither_queries_nor_commands(make_world):
+    """A camd that answers the handshake one byte every half second: each query waits camera_timeout,
+    a command ends within its own timeout and another can run after it."""
+    world = make_world(domains=2, behaviours={'c1a': DRIPPING}, camera_timeout=1.0, initialize_timeout=3)
+    started = time.monotonic()
+    assert world.call('initialize', timeout=20) == CommandStatus.Failed
+    assert time.monotonic() - started < 3 + 3  # its timeout, not the drip's 10 kB at 2 bytes a second
+    started = time.monotonic()
+    assert isinstance(call_for_error(world, 'c1a', timeout=20), Exception)
+    assert time.monotonic() - started < 1 + 2
+    started = time.monotonic()
+    status = world.call('report_status', timeout=20)
+    assert time.monotonic() - started < 1 + 2
+    assert status['domains'][0]['cameras'][0]['camd'] == 'not answering'
+    assert world.call('shutdown', timeout=20) == CommandStatus.Succeeded
 
 
 def test_vm_destroyed_behind_our_back_shows_off(make_world):
@@ -311,3 +376,51 @@ def test_a_vm_that_stops_while_initialize_waits_on_others_fails_the_command_and_
     # Its stop was the command's to watch while it ran; once it ended, camvirtd saw it.
     assert wait_until(lambda: world.call('report_status')['domains'][0]['unexpected_stop'] is not None)
     assert 'domain {} stopped unexpectedly'.format(first) in world.log.text()
+
+
+def test_under_load_through_camvirtd_a_busy_camd_never_has_more_than_2_connections_from_it(make_world):
+    """10 dashboard clients (a new proxy per query, 5 s timeout), camvirt status and an initialize,
+    all while camd initialises its camera: camd gives camvirtd one worker (two at most), and answers
+    its own clients as soon as it is free. (All from one address: closed connections linger a moment
+    in the server, so 10 callers churning proxies hold up to about 20 of the 32 one source may have.)"""
+    world = make_world(domains=1, behaviours={'c1a': UNINITIALISED}, camera_timeout=0.5, initialize_timeout=5)
+    world.simulator.initialize_seconds = 3.0
+    assert world.call('initialize') == CommandStatus.Succeeded
+    camd = world.simulator.camds(world.domain_names[0])[0]
+    camd.initialize_in_background()
+    assert wait_until(lambda: camd.camera.state == CameraState.Initializing)
+    stop = threading.Event()
+    errors = []
+
+    def dashboard(method, *args):
+        for _ in range(1000):
+            if stop.is_set():
+                return
+            try:
+                world.call(method, *args, timeout=5)
+            except TimeoutError:
+                pass  # camd busy: the dashboard shows Lost contact
+            except Exception as e:  # pylint: disable=broad-except
+                errors.append(e)
+    clients = [threading.Thread(target=dashboard, args=('report_camera_status', 'c1a'), daemon=True)
+               for _ in range(10)]
+    clients += [threading.Thread(target=dashboard, args=('report_status',), daemon=True),
+                threading.Thread(target=dashboard, args=('initialize',), daemon=True)]
+    for client in clients:
+        client.start()
+    try:
+        assert wait_until(lambda: camd.camera.state == CameraState.Idle, 10)
+        from_camvirtd = camd.most_connections()
+        with Pyro4.Proxy(camd.address.uri) as own:  # opsd, say
+            own._pyroTimeout = 5
+            started = time.monotonic()
+            assert own.report_status()['state'] == CameraState.Idle
+            assert time.monotonic() - started < 3  # a free worker at once, not after camvirtd's queue
+    finally:
+        stop.set()
+        for client in clients:
+            client.join(30)
+    assert not errors, errors[:3]
+    assert from_camvirtd <= 2
+    assert camd.most_connections() <= 2 + 1  # camvirtd's, and the test's own client
+    assert camd.refused() == 0

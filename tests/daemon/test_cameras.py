@@ -1,86 +1,259 @@
-"""The camera side: bounded report_status() calls to real Pyro4 camds, with connection reuse."""
+"""The camera side: report_status() calls to real Pyro4 camds, one in flight per camd, each caller's
+wait bounded as a whole, one kept connection per camd."""
 
+import socket
+import threading
 import time
 
 import Pyro4
+import pytest
+from Pyro4 import message
 
-from testworld.support import free_port
+from rockit.camvirt.daemon import cameras
 from rockit.camvirt.daemon.cameras import CameraProbe, wait_until_answering
 from rockit.camvirt.shared.registry import DaemonAddress
-from testworld.simcamd import HungCamd, SimulatedCamd, SimulatedCamera
-
-
-@Pyro4.expose
-class GlitchingCamera(SimulatedCamera):
-    """Raises on the next call when told to, as a camd going away (or its leftovers) may."""
-
-    glitch = False
-
-    def report_status(self):
-        if self.glitch:
-            self.glitch = False
-            raise RuntimeError('unknown object')
-        return super().report_status()
+from testworld.simcamd import DrippingCamd, HungCamd, SimulatedCamd, SimulatedCamera
+from testworld.support import free_port
 
 
 def address():
     return DaemonAddress('camd', 'camd_{}'.format(free_port()), '127.0.0.1', free_port())
 
 
-def test_status_of_an_answering_camd_reuses_one_connection():
-    camd = SimulatedCamd(address(), 'cam1').start()
-    probe = CameraProbe(timeout=1)
+def poll(condition, seconds=5):
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return condition()
+
+
+def in_parallel(count, function):
+    results = [None] * count
+    threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, function()), daemon=True)
+               for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    return results
+
+
+@pytest.fixture
+def probe():
+    made = []
+
+    def make(timeout):
+        made.append(CameraProbe(timeout))
+        return made[-1]
+    yield make
+    for p in made:
+        p.close()
+
+
+def test_status_of_an_answering_camd_reuses_one_connection(probe):
+    camd = SimulatedCamd(address(), 'cam1', initialized=True).start()
+    p = probe(1)
     try:
         for _ in range(5):
-            assert probe.status(camd.address)['state'] == 2
-        assert camd.camera.calls == 5
-        assert len(probe._idle[camd.address.uri]) == 1
+            assert p.status(camd.address)['state'] == 2
+        assert camd.camera.calls == 5 and p.calls(camd.address) == 5
+        assert camd.most_connections() == 1
     finally:
-        probe.close()
         camd.stop()
 
 
-def test_no_camd_gives_none():
-    probe = CameraProbe(timeout=1)
-    assert probe.status(address()) is None
-
-
-def test_hung_camd_gives_none_within_the_timeout():
-    hung = HungCamd(address()).start()
-    probe = CameraProbe(timeout=0.3)
+def test_a_camd_not_initialised_answers_state_0(probe):
+    camd = SimulatedCamd(address(), 'cam1').start()
     try:
-        assert probe.status(hung.address) is None
-        assert hung.connections() == 1
-        assert probe._idle.get(hung.address.uri) in (None, [])
+        assert probe(1).status(camd.address) == {'state': 0}
+    finally:
+        camd.stop()
+
+
+def test_no_camd_gives_no_status_and_says_why(probe):
+    answer = probe(1).ask(address())
+    assert answer.status is None and not answer.timed_out
+    assert 'cannot be reached' in answer.problem
+
+
+def test_a_hung_camd_is_waited_on_for_the_timeout_and_asked_on_one_connection(probe):
+    hung = HungCamd(address()).start()
+    p = probe(0.3)
+    try:
+        started = time.monotonic()
+        answer = p.ask(hung.address)
+        assert answer.status is None and answer.timed_out and 'within 0.3 s' in answer.problem
+        assert time.monotonic() - started < 2.0  # its wait, not the call's
+        for _ in range(3):
+            assert p.ask(hung.address).timed_out  # each waits on the call in flight
+        assert hung.connections() == 1 and p.calls(hung.address) == 1
     finally:
         hung.stop()
 
 
-def test_a_restarted_camd_is_reached_again():
-    camd = SimulatedCamd(address(), 'cam1').start()
-    probe = CameraProbe(timeout=1)
+def test_a_restarted_camd_is_reached_again_on_a_new_connection(probe):
+    camd = SimulatedCamd(address(), 'cam1', initialized=True).start()
+    p = probe(1)
     try:
-        assert probe.status(camd.address) is not None
+        assert p.status(camd.address) is not None
         camd.stop()
-        assert probe.status(camd.address) is None
         camd.start()
-        assert probe.status(camd.address) is not None
+        assert p.status(camd.address) is not None  # the kept connection died with the old camd
     finally:
-        probe.close()
         camd.stop()
 
 
-def test_wait_until_answering_stops_when_told_to_give_up():
-    probe = CameraProbe(timeout=0.2)
+def test_concurrent_queries_share_one_call_and_its_answer(probe):
+    camd = SimulatedCamd(address(), 'cam1', initialize_seconds=2.0).start()
+    p = probe(6)
+    try:
+        camd.initialize_in_background()
+        assert poll(lambda: camd.camera.state == 1)
+        answers = in_parallel(16, lambda: p.status(camd.address))
+        assert all(a is not None and a['state'] == 2 for a in answers)
+        assert camd.camera.calls == 1 and camd.most_connections() == 1
+    finally:
+        camd.stop()
+
+
+def test_queries_against_a_camd_busy_initialising_never_take_a_second_worker(probe):
+    camd = SimulatedCamd(address(), 'cam1', initialize_seconds=4.0).start()
+    p = probe(0.2)
+    try:
+        camd.initialize_in_background()
+        assert poll(lambda: camd.camera.state == 1)
+        for _ in range(3):
+            answers = in_parallel(8, lambda: p.ask(camd.address))
+            assert all(a.timed_out for a in answers)
+        assert camd.most_connections() == 1
+        assert poll(lambda: p.status(camd.address) is not None)
+        assert camd.most_connections() == 1
+    finally:
+        camd.stop()
+
+
+def test_a_camd_dripping_a_reply_larger_than_the_cap_is_refused_at_its_header(probe):
+    camd = DrippingCamd(address(), declared=100_000, interval=0.5).start()
+    try:
+        answer = probe(1).ask(camd.address)
+        assert answer.status is None and 'sent a reply of 100000 bytes' in answer.problem
+    finally:
+        camd.stop()
+
+
+def test_a_dripping_camd_ends_at_the_call_cap_and_its_callers_wait_no_longer_than_their_own(probe, monkeypatch):
+    monkeypatch.setattr(cameras, 'CALL_CAP', 1.0)
+    camd = DrippingCamd(address(), declared=10_000, interval=0.1).start()
+    p = probe(0.3)
+    try:
+        started = time.monotonic()
+        assert p.ask(camd.address).timed_out
+        assert time.monotonic() - started < 2.0
+        answer = p.ask(camd.address, wait=10)
+        assert answer.status is None and 'did not answer in time' in answer.problem
+        assert time.monotonic() - started < 5.0  # the cap, not 10 kB at 10 bytes a second
+    finally:
+        camd.stop()
+
+
+class RawCamd:
+    """Answers the handshake, then each call with `reply` (a Pyro4 message's bytes)."""
+
+    def __init__(self, reply):
+        self.address = address()
+        self._reply = reply
+        self._listener = socket.create_server((self.address.host, self.address.port))
+        self._listener.settimeout(5)
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        try:
+            conn, _ = self._listener.accept()
+        except OSError:
+            return
+        with conn:
+            conn.settimeout(5)
+            ser = Pyro4.util.get_serializer('serpent')
+            conn.recv(4096)
+            conn.sendall(message.Message(message.MSG_CONNECTOK, ser.dumps('hello'), ser.serializer_id, 0, 0).to_bytes())
+            conn.recv(4096)
+            conn.sendall(self._reply)
+            try:
+                conn.recv(4096)  # until the client hangs up
+            except OSError:
+                pass
+
+    def close(self):
+        self._listener.close()
+
+
+def result(data, flags=0):
+    ser = Pyro4.util.get_serializer('serpent')
+    return message.Message(message.MSG_RESULT, data, ser.serializer_id, flags, 1).to_bytes()
+
+
+@pytest.mark.parametrize('reply,why', [
+    (result(Pyro4.util.get_serializer('serpent').dumps({'state': 'x' * 100_000})), 'sent a reply of'),
+    (result(b'x' * 100, message.FLAGS_COMPRESSED), 'compressed'),
+    (result(b'{"state": 2', 0), 'does not parse'),
+    (result(Pyro4.util.get_serializer('serpent').dumps([1, 2])), 'not a status dict'),
+])
+def test_odd_replies_are_refused(probe, reply, why):
+    camd = RawCamd(reply)
+    try:
+        answer = probe(2).ask(camd.address)
+        assert answer.status is None and why in answer.problem
+    finally:
+        camd.close()
+
+
+def test_the_kept_connection_is_closed_after_a_few_idle_seconds(probe, monkeypatch):
+    monkeypatch.setattr(cameras, 'KEEP_IDLE', 0.2)
+    camd = SimulatedCamd(address(), 'cam1', initialized=True).start()
+    p = probe(1)
+    try:
+        assert p.status(camd.address) is not None
+        assert poll(lambda: camd.connections() == 0)
+        assert p.status(camd.address) is not None  # and made anew
+    finally:
+        camd.stop()
+
+
+def test_forget_ends_a_call_in_flight(probe):
+    hung = HungCamd(address()).start()
+    p = probe(0.1)
+    try:
+        assert p.ask(hung.address).timed_out
+        p.forget(hung.address)
+        answer = p.ask(hung.address, wait=2)
+        assert answer.status is None and not answer.timed_out  # the call ended at once
+        assert p.ask(hung.address).timed_out  # the next is made anew
+        assert hung.connections() == 2
+    finally:
+        hung.stop()
+
+
+def test_close_ends_the_callers_threads():
+    hung = HungCamd(address()).start()
+    p = CameraProbe(0.1)
+    try:
+        p.ask(hung.address)
+        p.close()
+        assert poll(lambda: not [t for t in threading.enumerate() if t.name == 'camd-' + hung.address.object_id])
+        assert 'stopping' in p.ask(hung.address).problem  # and none started after
+    finally:
+        hung.stop()
+
+
+def test_wait_until_answering_stops_when_told_to_give_up(probe):
     calls = []
     give_up = lambda: calls.append(1) or len(calls) > 3  # noqa: E731
-    assert not wait_until_answering(probe, address(), time.monotonic() + 30, give_up)
+    assert not wait_until_answering(probe(0.2), address(), time.monotonic() + 30, give_up)
     assert len(calls) == 4
 
 
-def test_wait_until_answering_sees_a_late_camd():
+def test_wait_until_answering_sees_a_late_camd(probe):
     camd = SimulatedCamd(address(), 'cam1')
-    probe = CameraProbe(timeout=0.2)
     asked = []
 
     def give_up():
@@ -90,41 +263,50 @@ def test_wait_until_answering_sees_a_late_camd():
         return False
 
     try:
-        assert wait_until_answering(probe, camd.address, time.monotonic() + 10, give_up)
+        assert wait_until_answering(probe(0.2), camd.address, time.monotonic() + 10, give_up)
         assert camd.camera.calls == 1
     finally:
-        probe.close()
         camd.stop()
 
 
-def test_a_kept_connection_that_fails_is_replaced_by_a_new_one():
+def test_wait_until_answering_waits_on_the_call_in_flight(probe):
+    camd = SimulatedCamd(address(), 'cam1', initialize_seconds=1.0).start()
+    try:
+        camd.initialize_in_background()
+        assert poll(lambda: camd.camera.state == 1)
+        assert wait_until_answering(probe(0.1), camd.address, time.monotonic() + 10, lambda: False)
+        assert camd.most_connections() == 1 and camd.camera.calls == 1
+    finally:
+        camd.stop()
+
+
+def test_a_camd_that_raises_gives_no_status(probe):
+    class Raising(SimulatedCamera):
+        @Pyro4.expose
+        def report_status(self):
+            raise RuntimeError('no camera')
     camd = SimulatedCamd(address(), 'cam1')
-    camd.camera = GlitchingCamera('cam1')
+    camd.camera = Raising('cam1')
     camd.start()
-    probe = CameraProbe(timeout=1)
     try:
-        assert probe.status(camd.address) is not None
-        camd.camera.glitch = True
-        assert probe.status(camd.address) is not None  # asked again, on a new connection
-        assert camd.camera.calls == 2
-        probe.forget(camd.address)
-        camd.camera.glitch = True
-        assert probe.status(camd.address) is None  # a new connection failing: not answering
+        answer = probe(1).ask(camd.address)
+        assert answer.status is None and 'raised RuntimeError' in answer.problem
     finally:
-        probe.close()
         camd.stop()
 
 
-def test_a_connection_in_use_when_its_camd_is_forgotten_is_not_kept():
-    camd = SimulatedCamd(address(), 'cam1').start()
-    probe = CameraProbe(timeout=1)
+def test_a_camd_with_every_worker_taken_refuses_and_the_answer_says_so(probe):
+    camd = SimulatedCamd(address(), 'cam1', initialized=True).start()
+    held = []
     try:
-        proxy, _reused, generation = probe._take(camd.address.uri)  # a query in flight ...
-        probe.forget(camd.address)  # ... when the VM stops
-        probe._give_back(camd.address.uri, proxy, generation)
-        assert probe._idle.get(camd.address.uri) in (None, [])
-        assert probe.status(camd.address) is not None
-        assert len(probe._idle[camd.address.uri]) == 1  # later queries are kept again
+        for _ in range(40):
+            p = Pyro4.Proxy(camd.address.uri)
+            p._pyroBind()
+            held.append(p)
+        answer = probe(1).ask(camd.address)
+        assert answer.status is None and not answer.timed_out
+        assert answer.problem.startswith("refused the connection: 'no free workers")
     finally:
-        probe.close()
+        for p in held:
+            p._pyroRelease()
         camd.stop()

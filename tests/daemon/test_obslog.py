@@ -10,7 +10,7 @@ import time
 
 import Pyro4
 
-from rockit.camvirt.daemon.obslog import CLOSE_TIMEOUT, ObservatoryLog
+from rockit.camvirt.daemon.obslog import CLOSE_TIMEOUT, LOG_CALL_TIMEOUT, ObservatoryLog
 from testworld.support import REPO, free_port, write_one_camera_files
 from rockit.camvirt.shared.registry import DaemonAddress
 
@@ -89,3 +89,19 @@ def test_lines_logged_just_before_sigterm_reach_the_log_daemon(tmp_path):
     while not server.received.empty():
         received.append(server.received.get())
     assert ('info', 'camvirtd@test', 'camvirtd stopped') in received, received
+
+
+def test_a_log_daemon_dripping_its_reply_holds_the_sender_no_longer_than_one_call():
+    from testworld.simcamd import DrippingCamd
+    dripping = DrippingCamd(DaemonAddress('observatory_log', 'observatory_log_daemon', '127.0.0.1', free_port()),
+                            declared=10_000, interval=0.1).start()
+    try:
+        log = ObservatoryLog('camvirtd@test', dripping.address, stream=io.StringIO())
+        log.info('one line')
+        sender = log._sender
+        started = time.monotonic()
+        log.close(timeout=30)
+        assert time.monotonic() - started < LOG_CALL_TIMEOUT + 1  # not 10 kB at 10 bytes a second
+        assert not sender.is_alive()
+    finally:
+        dripping.stop()

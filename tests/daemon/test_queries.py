@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from rockit.camvirt.daemon.queries import camera_entry, plain
+from rockit.camvirt.daemon.queries import CAMD_ANSWERS, camera_entry, plain
 
 
 class Camera:
@@ -21,8 +21,8 @@ class Camera:
     ({'state': 4, 'vm_active': False}, 'OFFLINE'),
 ])
 def test_a_cameras_row_never_fails_on_what_camd_says(reply, label):
-    entry = camera_entry(Camera, reply)
-    assert entry['label'] == label
+    entry = camera_entry(Camera, (reply, CAMD_ANSWERS, None))
+    assert entry['label'] == label and entry['camd'] == CAMD_ANSWERS
     json.dumps(entry, allow_nan=False)  # what camvirt status --json prints
 
 

@@ -100,9 +100,15 @@ def test_a_hung_camd_costs_status_its_bound_and_fails_init_naming_it(make_proces
     status_seconds = time.monotonic() - started
     assert status_seconds < 2.0
     assert camera_labels(status) == {'cam1': 'IDLE', 'cam2': 'OFFLINE'}
+    cam2 = [c for d in status['domains'] for c in d['cameras'] if c['id'] == 'cam2'][0]
+    assert cam2['camd'] == 'not answering' and 'did not answer within 0.5 s' in cam2['camd_problem']
     with world.proxy() as proxy:
+        # Its VM runs: not the offline reply but an error naming the camera and the wait, in time for a
+        # client with Pyro's default 5 s timeout (the dashboard shows Lost contact).
+        proxy._pyroTimeout = 5
         started = time.monotonic()
-        assert proxy.report_camera_status('cam2') == OFFLINE
+        with pytest.raises(TimeoutError, match=r'camera cam2: camd .* did not answer within 0\.5 s'):
+            proxy.report_camera_status('cam2')
         assert time.monotonic() - started < 2.0
         assert proxy.report_camera_status('cam1')['state'] == 2
     assert camera_labels(world.status()) == {'cam1': 'IDLE', 'cam2': 'OFFLINE'}

@@ -93,10 +93,17 @@ def test_a_slow_lossy_camera_network_still_initializes_and_dashboard_queries_sta
 
     records = world.dashboard(rounds=8, interval=0.2)
     assert len(records) == 8 * 4
-    assert not [r for r in records if 'error' in r], records
+    # Every VM runs: a reply never says otherwise (a wrong answer). A camd reply that a lost packet
+    # made late (a lost SYN costs a 1 s retransmit) is an error saying so, naming the camera, and
+    # rare: the kept connection spares most queries a handshake.
+    assert not [r for r in records if 'error' not in r and r['vm_active'] is not True], records
+    late = [r for r in records if 'error' in r]
+    assert all(r['error'].startswith('TimeoutError: camera {}: camd '.format(r['camera'])) and
+               'did not answer within 1 s' in r['error'] for r in late), late
+    assert len(late) <= len(records) // 4, late
     slow = [r for r in records if r['seconds'] >= camera_timeout + 1]
     assert not slow, slow
-    answered = [r for r in records if r['vm_active']]
+    answered = [r for r in records if 'error' not in r]
     assert {r['camera'] for r in answered} == {'cam1', 'cam2', 'cam3', 'cam4'}, records
     # The delay is on the path: each camd reply crossed the relay both ways.
     assert min(r['seconds'] for r in answered) >= 0.1, answered

@@ -190,3 +190,12 @@ def test_optional_keys(registry):
     assert config.libvirt_uri == 'test:///default'
     assert config.camera_timeout == 0.25
     assert config.log_daemon.object_id == 'superwasp_camera_daemon_1'
+
+
+@pytest.mark.parametrize('seconds', [5, 7.5])
+def test_a_camera_timeout_rockit_clients_cannot_wait_for_is_refused(registry, seconds):
+    data = mutated(lambda d: d.update(camera_timeout=seconds))
+    with pytest.raises(ConfigError) as raised:
+        parse_config(data, 'c.json', registry)
+    assert 'camera_timeout' in str(raised.value)
+    assert parse_config(mutated(lambda d: d.update(camera_timeout=4.5)), 'c.json', registry).camera_timeout == 4.5

@@ -53,4 +53,5 @@ def test_the_site_description_names_each_host_by_the_worlds_prefix(tmp_path):
         'cvs123abc-tcs', 'cvs123abc-das1', 'cvs123abc-das2', 'cvs123abc-dashboard'}
     assert site['camvirtd']['das1']['uri'] == 'PYRO:testsite_camvirt_daemon_das1@198.18.0.11:9012'
     assert site['cameras']['cam3'] == {'ns': 'cvs123abc-cam3', 'address': '198.18.2.13', 'das': 'das2',
-                                       'port': 9042}
+                                       'port': 9042,
+                                       'camd_uri': 'PYRO:testsite_camera_daemon_3@198.18.2.13:9042'}

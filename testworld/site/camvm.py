@@ -15,7 +15,7 @@ from rockit.camvirt.shared.registry import DaemonAddress
 from rockit.camvirt.daemon.service import StopRequest, configure_pyro
 
 from .delayrelay import DelayingRelay
-from ..simcamd import HungCamd, SimulatedCamd
+from ..simcamd import ABSENT, ANSWERS, BEHAVIOURS, DEFAULT_INITIALIZE_SECONDS, HUNG, start_camd
 
 LOOPBACK = '127.0.0.1'
 
@@ -27,6 +27,10 @@ def parse_args(argv):
     parser.add_argument('--object-id', required=True)
     parser.add_argument('--camera-id', required=True)
     parser.add_argument('--hangs', action='store_true', help='accept connections and never answer')
+    parser.add_argument('--behaviour', choices=[b for b in BEHAVIOURS if b != ABSENT], default=ANSWERS,
+                        help='how camd behaves (default %(default)s: its camera initialised)')
+    parser.add_argument('--initialize-seconds', type=float, default=DEFAULT_INITIALIZE_SECONDS,
+                        help='how long camd\'s initialize() holds the camera lock')
     parser.add_argument('--delay', type=float, default=0.0, metavar='SECONDS',
                         help='added latency each way between the VM\'s address and camd')
     return parser.parse_args(argv)
@@ -39,7 +43,8 @@ def main(argv=None):
     camd_host = LOOPBACK if args.delay > 0 else args.host
     address = DaemonAddress(args.object_id, args.object_id, camd_host, args.port)
     try:
-        camd = (HungCamd(address) if args.hangs else SimulatedCamd(address, args.camera_id)).start()
+        behaviour = HUNG if args.hangs else args.behaviour
+        camd = start_camd(address, args.camera_id, behaviour, args.initialize_seconds)
         relay = DelayingRelay((args.host, args.port), (LOOPBACK, args.port), args.delay).start() \
             if args.delay > 0 else None
     except (OSError, Pyro4.errors.CommunicationError) as e:
@@ -47,7 +52,7 @@ def main(argv=None):
               file=sys.stderr)
         return 1
     print('camd {} of camera {} {} on {}:{}{}'.format(
-        args.object_id, args.camera_id, 'hangs' if args.hangs else 'answers', args.host, args.port,
+        args.object_id, args.camera_id, behaviour, args.host, args.port,
         ' (+{:.0f} ms each way)'.format(args.delay * 1000) if relay else ''), flush=True)
     stop.wait()
     if relay is not None:

@@ -90,8 +90,10 @@ def site_description(folder, prefix, qemu=False):
                           'libvirt_folder': libvirt_folder(folder, das), 'cameras': list(das_cameras),
                           'libvirt_uri': sandbox_uri(libvirt_folder(folder, das), qemu=qemu)}
         for cam, address in das_cameras.items():
+            camd = registry['daemons'][camd_daemon(cam)]
             cameras[cam] = {'ns': ns_name(prefix, cam), 'address': address, 'das': das,
-                            'port': CAMD_PORTS[cam]}
+                            'port': CAMD_PORTS[cam],
+                            'camd_uri': 'PYRO:{}@{}:{}'.format(camd['object_id'], address, CAMD_PORTS[cam])}
     return {'prefix': prefix, 'folder': folder, 'registry': os.path.join(folder, REGISTRY_FILE),
             'hosts': hosts, 'camvirtd': camvirtds, 'cameras': cameras}
 

@@ -11,7 +11,7 @@ import threading
 
 from ..privatelibvirtd import PrivateLibvirtd
 from ..sandbox import SimulatedGuests, define_domains, say
-from ..simcamd import ABSENT, HUNG, CameraVMSimulator
+from ..simcamd import ABSENT, CameraVMSimulator
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PROCESS_STOP_TIMEOUT = 10
@@ -49,11 +49,12 @@ class CamdProcess:
     """A simulated camera VM's camd, in the VM's namespace (see sitecamvm.py); what the
     CameraVMSimulator starts when the domain boots and stops when it powers off."""
 
-    def __init__(self, ns, address, camera_id, hangs, delay):
+    def __init__(self, ns, address, camera_id, behaviour, delay, initialize_seconds):
         self.address = address
         command = [sys.executable, '-m', 'testworld.site.camvm', '--host', address.host, '--port',
                    str(address.port), '--object-id', address.object_id, '--camera-id', camera_id,
-                   '--delay', str(delay)] + (['--hangs'] if hangs else [])
+                   '--delay', str(delay), '--behaviour', behaviour,
+                   '--initialize-seconds', str(initialize_seconds)]
         self._process = NsProcess(camera_id + ' camd', ns, command)
 
     def stop(self):
@@ -63,16 +64,17 @@ class CamdProcess:
 class SiteCameraVMSimulator(CameraVMSimulator):
     """CameraVMSimulator whose camds are processes in their VMs' namespaces."""
 
-    def __init__(self, conn, cameras, boot_delay, log, namespaces, delay):
+    def __init__(self, conn, cameras, boot_delay, log, namespaces, delay, initialize_seconds):
         self._namespaces = namespaces  # camera id -> namespace
         self._delay = delay
-        super().__init__(conn, cameras, boot_delay, log=log)
+        super().__init__(conn, cameras, boot_delay, log=log, initialize_seconds=initialize_seconds)
 
     def _start_camd(self, name, address, camera_id, behaviour):
         if behaviour == ABSENT:
             return super()._start_camd(name, address, camera_id, behaviour)
         self._log('{}: booted; camd of camera {} starts at {}'.format(name, camera_id, address.uri))
-        return CamdProcess(self._namespaces[camera_id], address, camera_id, behaviour == HUNG, self._delay)
+        return CamdProcess(self._namespaces[camera_id], address, camera_id, behaviour, self._delay,
+                           self.initialize_seconds)
 
 
 class InNamespace:
@@ -93,11 +95,12 @@ class NamespacedLibvirtd(InNamespace, PrivateLibvirtd):
 
 
 class DasGuests(SimulatedGuests):
-    def __init__(self, das, cameras, boot_delay, namespaces, delay, ns):
+    def __init__(self, das, cameras, boot_delay, namespaces, delay, ns, initialize_seconds):
         super().__init__(cameras, boot_delay, log=lambda line: say('{} guests: {}'.format(das, line)))
         self._namespaces = namespaces
         self._delay = delay
         self._ns = ns
+        self._initialize_seconds = initialize_seconds
 
     def libvirtd(self, folder):
         return NamespacedLibvirtd(folder, self._ns)
@@ -105,6 +108,6 @@ class DasGuests(SimulatedGuests):
     def bring_up(self, conn, _folder):
         define_domains(conn, list(self._cameras))
         simulator = SiteCameraVMSimulator(conn, self._cameras, self._boot_delay, self._log, self._namespaces,
-                                          self._delay)
+                                          self._delay, self._initialize_seconds)
         simulator.sync()
         return simulator

@@ -31,6 +31,7 @@ from . import qemu as siteqemu
 from ..guestimage import GuestImageError, build_guest_image
 from ..privatelibvirtd import folder_problems
 from ..sandbox import Sandbox, say, simulated_cameras
+from ..simcamd import ANSWERS, DEFAULT_INITIALIZE_SECONDS, UNINITIALISED
 from .net import NetError, SiteNetwork, remove_namespaces
 from .sim import DasGuests, NsProcess
 
@@ -206,13 +207,16 @@ class SiteWorld:
         except (ConfigError, RegistryError) as e:
             raise SiteError(str(e).replace('\n', '; ')) from None
         cameras = simulated_cameras(config, self.options.hung, self.options.absent_in(config))
+        if self.options.uninitialised:  # as at dusk: opsd's cam_initialize is still to come
+            cameras = {name: [(a, c, UNINITIALISED if b == ANSWERS else b) for a, c, b in entries]
+                       for name, entries in cameras.items()}
         namespaces = {cam: self.site['cameras'][cam]['ns'] for cam in siteplan.CAMERA_NETS[das][1]}
         if image is not None:
             guests = siteqemu.DasQemuGuests(cameras, image, namespaces, self.network.ns(das),
                                             log=lambda line: say('{} guests: {}'.format(das, line)))
         else:
             guests = DasGuests(das, cameras, self.options.boot_delay, namespaces, self.options.camera_delay,
-                               self.network.ns(das))
+                               self.network.ns(das), self.options.camd_initialize_seconds)
         folder = siteplan.libvirt_folder(self.folder, das)
         os.makedirs(folder, exist_ok=True)
         sandbox = DasSandbox(das, folder, guests, on_failure=self._on_failure)
@@ -332,6 +336,12 @@ def parse_args(argv):
                         help='this camera\'s camd accepts connections and never answers (repeatable)')
     parser.add_argument('--absent', action='append', default=[], metavar='CAMERA_ID',
                         help='this camera\'s camd never comes up (repeatable)')
+    parser.add_argument('--uninitialised', action='store_true',
+                        help='camds come up with their camera not initialised ({\'state\': 0}), as at dusk until '
+                             'opsd\'s cam_initialize (sitecallers opsd dusk)')
+    parser.add_argument('--camd-initialize-seconds', type=float, default=DEFAULT_INITIALIZE_SECONDS,
+                        metavar='SECONDS', help='how long a camd\'s initialize() holds its camera lock (a real '
+                                                'camera: about a minute; default %(default)s)')
     parser.add_argument('--qemu', action='store_true',
                         help='real QEMU guests (each QEMU in its VM\'s namespace) instead of simulated ones; '
                              'slow, about 200 MB each; not with --camera-delay-ms')

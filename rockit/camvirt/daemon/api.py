@@ -65,7 +65,9 @@ class CamvirtAPI:
 
     @Pyro4.expose
     def report_camera_status(self, camera_id):
-        """camd's report_status() with 'vm_active': True, or {'state': 0, 'vm_active': False}."""
+        """camd's report_status() with 'vm_active': True, or {'state': 0, 'vm_active': False} when the VM
+        is off or a command acts on it; TimeoutError or ConnectionError when camd gives no status while
+        its VM runs."""
         return self._status.camera(camera_id)
 
     @Pyro4.expose

@@ -8,8 +8,9 @@ import sys
 import threading
 import time
 
-import Pyro4
+from .boundedcall import BoundedConnection, CallError
 
+# One log call, connect to reply, as a whole (a log daemon dripping its reply does not stretch it).
 LOG_CALL_TIMEOUT = 2.0
 # After the log daemon failed to answer, wait this long before trying it again (messages meanwhile
 # are kept only in the journal).
@@ -73,9 +74,10 @@ class ObservatoryLog:
             method, message = item
             if time.monotonic() < self._retry_at:
                 continue
+            connection = BoundedConnection(self._address)
             try:
-                with Pyro4.Proxy(self._address.uri) as proxy:
-                    proxy._pyroTimeout = LOG_CALL_TIMEOUT  # pylint: disable=protected-access
-                    getattr(proxy, method)(self.table, message)
-            except Exception:  # pylint: disable=broad-except
+                connection.call(method, (self.table, message), time.monotonic() + LOG_CALL_TIMEOUT)
+            except CallError:
                 self._retry_at = time.monotonic() + LOG_RETRY_DELAY
+            finally:
+                connection.close()

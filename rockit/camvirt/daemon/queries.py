@@ -24,25 +24,36 @@ class Status:
         self._devices = devices
 
     def camera(self, camera_id):
-        """camd's report_status() with 'vm_active': True, or the offline reply: when its VM is off, a
-        command acts on its domain (as the daemon camvirtd replaces did, for the dashboard), or camd
-        does not answer within camera_timeout."""
+        """camd's report_status() with 'vm_active': True, or the offline reply when its VM is off or a
+        command acts on its domain (as the daemon camvirtd replaces did, for the dashboard). A camd
+        that gives no status within camera_timeout while its VM runs raises an error naming it (a
+        builtin TimeoutError, or ConnectionError), as the original passed camd's error on: vm_active
+        says only whether the VM runs, and the dashboard shows "Lost contact"."""
         camera = self._config.cameras.get(camera_id) if is_camera_id(camera_id) else None
         if camera is None:
             raise unknown_camera(camera_id, self._config.cameras)
-        if camera.domain in self._commands.admission.busy_domains():
+        if self._offline(camera):
             return dict(OFFLINE_CAMERA_STATUS)
-        return self._camera_status(camera, self._hypervisor.state(camera.domain))
+        answer = self._probe.ask(camera.address)
+        if answer.status is not None:
+            return with_vm_active(answer.status)
+        if self._offline(camera):  # it stopped, or a command took it, while camd was asked
+            return dict(OFFLINE_CAMERA_STATUS)
+        raise camd_not_answering(camera, answer)
+
+    def _offline(self, camera):
+        return camera.domain in self._commands.admission.busy_domains() or \
+            self._hypervisor.state(camera.domain) not in VMState.PROBED
 
     def _camera_status(self, camera, vm_state):
+        """(reply for the camera's row, how camd is: CAMD_ANSWERS, CAMD_NOT_ANSWERING or CAMD_NOT_ASKED,
+        why it does not answer or None)."""
         if vm_state not in VMState.PROBED:
-            return dict(OFFLINE_CAMERA_STATUS)
-        status = self._probe.status(camera.address)
-        if status is None:
-            return dict(OFFLINE_CAMERA_STATUS)
-        reply = dict(status)
-        reply['vm_active'] = True
-        return reply
+            return dict(OFFLINE_CAMERA_STATUS), CAMD_NOT_ASKED, None
+        answer = self._probe.ask(camera.address)
+        if answer.status is None:
+            return dict(OFFLINE_CAMERA_STATUS, vm_active=True), CAMD_NOT_ANSWERING, describe_camd(camera, answer)
+        return with_vm_active(answer.status), CAMD_ANSWERS, None
 
     def report(self):
         """Every domain's state since when, each camera's status, the running and last command. Here
@@ -50,7 +61,8 @@ class Status:
         states = self._hypervisor.states()
         cameras = list(self._config.cameras.values())
         statuses = self._workers.run_parallel(lambda c: self._camera_status(c, states[c.domain].state), cameras)
-        by_id = {c.id: s if isinstance(s, dict) else dict(OFFLINE_CAMERA_STATUS) for c, s in zip(cameras, statuses)}
+        by_id = {c.id: s if isinstance(s, tuple) else (dict(OFFLINE_CAMERA_STATUS), CAMD_NOT_ASKED, None)
+                 for c, s in zip(cameras, statuses)}
         running = self._commands.admission.running
         should_run = set(self._commands.crashes.expected_running())
         return {
@@ -77,16 +89,44 @@ class Status:
         }
 
 
-def camera_entry(camera, status):
-    """A camera's row in report_status(): OFFLINE unless its VM is active, whatever camd said. camd's
-    reply goes on as plain JSON data: a camd that sends odd values (a list as its state, tuple keys,
-    NaN) must not break the status of every other camera, nor camvirt's --json."""
+def camera_entry(camera, asked):
+    """A camera's row in report_status(): OFFLINE unless its VM is active, whatever camd said, and
+    whether camd answered ('camd': answers, not answering or not asked: its VM is off), with why not
+    ('camd_problem'). camd's reply goes on as plain JSON data: a camd that sends odd values (a list as
+    its state, tuple keys, NaN) must not break the status of every other camera, nor camvirt's --json."""
+    status, camd, problem = asked
     status = plain(status)
     state = status.get('state', CameraState.Disabled) if status.get('vm_active') else CameraState.Disabled
     if CameraState.label(state) == 'UNKNOWN':
         state = None
     return {'id': camera.id, 'daemon': camera.daemon_name, 'state': state,
-            'label': CameraState.label(state), 'status': status}
+            'label': CameraState.label(state), 'status': status, 'camd': camd, 'camd_problem': problem}
+
+
+# How camd is, in report_status()'s camera rows ('camd'): a camd answering with {'state': 0} (camera
+# not initialised yet) answers; one not answering while its VM runs needs the operators' attention.
+CAMD_ANSWERS = 'answers'
+CAMD_NOT_ANSWERING = 'not answering'
+CAMD_NOT_ASKED = 'not asked'
+
+
+def with_vm_active(status):
+    reply = dict(status)
+    reply['vm_active'] = True
+    return reply
+
+
+def describe_camd(camera, answer):
+    """"camd sting_cam1 at 10.2.6.165:9040 did not answer within 1 s", for the operators."""
+    return 'camd {} at {}:{} {}'.format(camera.daemon_name, camera.address.host, camera.address.port, answer.problem)
+
+
+def camd_not_answering(camera, answer):
+    """The error report_camera_status() raises for a camd that gives no status while its VM runs: a
+    builtin exception, which every Pyro4 client can rebuild (a class of ours would arrive as a
+    SerializeError where rockit.camvirt is not installed)."""
+    text = 'camera {}: {}'.format(camera.id, describe_camd(camera, answer))
+    return TimeoutError(text) if answer.timed_out else ConnectionError(text)
 
 
 # How deep a camd's reply is passed on in report_status(); deeper parts become their repr, cut short.

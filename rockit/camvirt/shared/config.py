@@ -20,6 +20,10 @@ MAX_CONTROL_MACHINES = 32
 MAX_NAME = 100  # registry names: daemons, machines, the log table
 MAX_URI = 1000
 MAX_SECONDS = 3600
+# camera_timeout must be under the 5 s proxy timeout of every rockit client (the dashboard, opsd's
+# ops scripts): a query waits at most camera_timeout on a camd, and its answer (or error) must reach
+# them in time. 5 s or more is refused.
+CAMERA_TIMEOUT_LIMIT = 5
 # A broken config can break every rule on every key; the first lines say enough.
 MAX_PROBLEM_LINES = 20
 
@@ -54,7 +58,7 @@ CONFIG_SCHEMA = {
         # Optional keys: not in the rockit site configs, which load with the defaults.
         'libvirt_uri': {'type': 'string', 'minLength': 1, 'maxLength': MAX_URI},
         'log_daemon': _REGISTRY_NAME,
-        'camera_timeout': {'type': 'number', 'exclusiveMinimum': 0, 'maximum': 10},
+        'camera_timeout': {'type': 'number', 'exclusiveMinimum': 0, 'exclusiveMaximum': CAMERA_TIMEOUT_LIMIT},
         'shutdown_repeat_interval': _SECONDS,
         'force_shutdown': {'type': 'boolean'},
         'restart_crashed': {'type': 'boolean'},
