@@ -45,6 +45,8 @@ install:
 	install -D -m 0644 completion/camvirt $(DESTDIR)/etc/bash_completion.d/camvirt
 	install -d $(DESTDIR)$(SITELIB)/rockit/camvirt/data $(DESTDIR)/etc/camvirtd
 	install -m 0644 rockit/camvirt/*.py $(DESTDIR)$(SITELIB)/rockit/camvirt/
+	install -d $(DESTDIR)$(SITELIB)/rockit/camvirt/client
+	install -m 0644 rockit/camvirt/client/*.py $(DESTDIR)$(SITELIB)/rockit/camvirt/client/
 	echo "VERSION = '$(VERSION)'" > $(DESTDIR)$(SITELIB)/rockit/camvirt/_version.py
 	install -m 0644 rockit/camvirt/data/*.json $(DESTDIR)$(SITELIB)/rockit/camvirt/data/
 	$(if $(CONFIG),install -m 0644 config/$(CONFIG).json $(DESTDIR)/etc/camvirtd/)

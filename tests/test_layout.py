@@ -17,14 +17,18 @@ def imported_modules(path):
             yield node.module or ''
 
 
+def product_modules():
+    for folder, _, names in os.walk(PRODUCT):
+        yield from (os.path.join(folder, name) for name in sorted(names) if name.endswith('.py'))
+
+
 def test_the_product_never_imports_the_test_world():
-    for name in sorted(os.listdir(PRODUCT)):
-        if name.endswith('.py'):
-            modules = list(imported_modules(os.path.join(PRODUCT, name)))
-            assert not [m for m in modules if m.split('.')[0] == 'testworld'], name
+    for path in product_modules():
+        modules = list(imported_modules(path))
+        assert not [m for m in modules if m.split('.')[0] == 'testworld'], path
 
 
 def test_the_product_package_holds_no_test_world_module():
     test_world = {'sandbox', 'simcamd', 'privatelibvirtd', 'qemuworld', 'guestimage', 'siteworld'}
-    assert not {name[:-3] for name in os.listdir(PRODUCT) if name.endswith('.py')} & test_world
+    assert not {os.path.basename(path)[:-3] for path in product_modules()} & test_world
     assert not os.path.exists(os.path.join(PRODUCT, 'data', 'registry-local.json'))

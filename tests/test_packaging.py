@@ -301,7 +301,7 @@ def test_bash_completion():
 
 def test_bash_completion_knows_every_flag_of_the_parser():
     import argparse
-    from rockit.camvirt.client import build_parser
+    from rockit.camvirt.client.cli import build_parser
     env = dict(os.environ, PATH=REPO + ':' + os.environ['PATH'],
                CAMVIRTD_REGISTRY=os.path.join(REPO, 'testworld', 'registry-local.json'),
                CAMVIRTD_CONFIG_PATH=os.path.join(REPO, 'config', 'test.json'))

@@ -13,17 +13,19 @@ import Pyro4
 import Pyro4.errors
 from rich.table import Table
 
-from . import __version__
-from .config import ConfigError, load_config
-from .constants import CommandStatus
-from .devicequery import config_devices
-from .hostdevs import absent_summary, entry_text, waiting_text
-from .reach import EXIT_UNREACHABLE, NotCamvirtd, check_status_reply, short_reason, unreachable_lines
-from .registry import RegistryError, load_registry
-from .statusview import (CAMERA_STATE_STYLES, EXIT_NEEDS_ATTENTION, VM_STATE_STYLES, command_problems,
-                         needs_attention, status_exit, status_renderables, styled)
-from .terminal import Output, colour_wanted, escape
-from .watch import watch_lines, watch_live
+from rockit.camvirt import __version__
+from rockit.camvirt.config import ConfigError, load_config
+from rockit.camvirt.constants import CommandStatus
+from rockit.camvirt.client.devicequery import config_devices
+from rockit.camvirt.hostdevs import absent_summary, entry_text, waiting_text
+from rockit.camvirt.client.reach import (EXIT_UNREACHABLE, NotCamvirtd, check_status_reply, short_reason,
+                                         unreachable_lines)
+from rockit.camvirt.registry import RegistryError, load_registry
+from rockit.camvirt.client.statusview import (CAMERA_STATE_STYLES, EXIT_NEEDS_ATTENTION, VM_STATE_STYLES,
+                                              command_problems, needs_attention, status_exit, status_renderables,
+                                              styled)
+from rockit.camvirt.client.terminal import Output, colour_wanted, escape
+from rockit.camvirt.client.watch import watch_lines, watch_live
 
 CONFIG_DIR = '/etc/camvirtd'
 CONFIG_ENV = 'CAMVIRTD_CONFIG_PATH'

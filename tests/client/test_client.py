@@ -11,8 +11,8 @@ import subprocess
 import pytest
 
 from testworld.support import REPO, free_port, wait_until
-from rockit.camvirt.client import find_config_path, ClientError
-from rockit.camvirt.statusview import device_lines
+from rockit.camvirt.client.cli import find_config_path, ClientError
+from rockit.camvirt.client.statusview import device_lines
 from testworld.simcamd import ABSENT
 
 CAMVIRT = os.path.join(REPO, 'camvirt')

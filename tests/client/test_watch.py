@@ -15,7 +15,7 @@ import Pyro4.errors
 import pytest
 
 from testworld.support import REPO, deadline, free_port, wait_until
-from rockit.camvirt.watch import StatusPoller
+from rockit.camvirt.client.watch import StatusPoller
 from tmuxterm import TMUX, TmuxTerminal
 
 CAMVIRT = os.path.join(REPO, 'camvirt')

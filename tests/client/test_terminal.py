@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from testworld.support import REPO
-from rockit.camvirt.terminal import Output, colour_wanted
+from rockit.camvirt.client.terminal import Output, colour_wanted
 from tmuxterm import TMUX, TmuxTerminal
 
 CAMVIRT = os.path.join(REPO, 'camvirt')

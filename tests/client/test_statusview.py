@@ -2,9 +2,9 @@
 
 import io
 
-from rockit.camvirt.statusview import (command_problems, needs_attention, status_exit, status_renderables,
+from rockit.camvirt.client.statusview import (command_problems, needs_attention, status_exit, status_renderables,
                                        summary_lines)
-from rockit.camvirt.terminal import Output
+from rockit.camvirt.client.terminal import Output
 
 SINCE = '2026-11-27T11:12:44+00:00'
 
