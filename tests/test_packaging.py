@@ -160,7 +160,8 @@ def test_site_packages_abi_and_byte_code_follow_the_target_python(el, rpms, rpms
     sources = [p for p in listed if p.endswith('.py')]
     for source in sources:
         name = os.path.basename(source)[:-3]
-        assert '{}/__pycache__/{}.{}.pyc'.format(folder, name, tag) in listed, name
+        assert '{}/__pycache__/{}.{}.pyc'.format(os.path.dirname(source), name, tag) in listed, source
+    assert folder + '/client/cli.py' in sources
     assert not [p for p in listed if p.endswith('.pyc') and tag not in p]
 
 

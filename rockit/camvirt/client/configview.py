@@ -1,0 +1,82 @@
+"""`camvirt config`: the resolved config, where each name in it came from, and the passthrough devices."""
+
+import json
+import sys
+
+from rockit.camvirt.client.daemoncall import call_daemon
+from rockit.camvirt.client.devicequery import config_devices
+from rockit.camvirt.hostdevs import entry_text
+
+CONFIG_DEVICES_TIMEOUT = 3  # `camvirt config` asks camvirtd for devices, briefly
+
+
+def config_summary(config):
+    return {
+        'config': config.path,
+        'server_uri': config.daemon.uri,
+        'host': config.daemon.host,
+        'port': config.daemon.port,
+        'libvirt_uri': config.libvirt_uri,
+        'control_machines': dict(config.control_machines),
+        'initialize_timeout': config.initialize_timeout,
+        'shutdown_timeout': config.shutdown_timeout,
+        'domains': {name: {c.id: c.address.uri for c in cameras} for name, cameras in config.domains.items()},
+        'sources': name_sources(config),
+        'registry_warnings': list(config.registry.warnings),
+    }
+
+
+def name_sources(config):
+    """Which registry layer (shipped, rockit.common or an operator file) each name the config uses came from."""
+    daemons = [config.daemon_name] + [c.daemon_name for c in config.cameras.values()]
+    daemons += [config.log_daemon.name] if config.log_daemon else []
+    return config.registry.sources_for(daemons, config.control_machines)
+
+
+def from_where(config, daemon_name):
+    return '({} from {})'.format(daemon_name, config.registry.describe_daemon(daemon_name))
+
+
+def add_config_devices(summary, config):
+    """Each domain's passthrough devices: from camvirtd, else libvirt read-only (devicequery)."""
+    devices, source = config_devices(config.libvirt_uri, list(config.domains),
+                                     lambda: call_daemon(config, 'report_status', CONFIG_DEVICES_TIMEOUT))
+    summary['devices'], summary['devices_source'] = devices, source
+    return summary
+
+
+def show_config(config, as_json):
+    summary = add_config_devices(config_summary(config), config)
+    if as_json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    machines = summary['sources']['machines']
+    print('server:           {} {}'.format(summary['server_uri'], from_where(config, config.daemon_name)))
+    print('port:             {}/tcp (open this in the firewall)'.format(summary['port']))
+    print('libvirt:          {}'.format(summary['libvirt_uri']))
+    print('control machines: {}'.format(', '.join('{} ({}, from {})'.format(m, ip, machines[m]) for m, ip in
+                                                   summary['control_machines'].items())))
+    print('timeouts:         initialize {} s, shutdown {} s'.format(config.initialize_timeout,
+                                                                     config.shutdown_timeout))
+    if config.log_daemon:
+        print('log:              {} {}'.format(config.log_daemon.uri, from_where(config, config.log_daemon.name)))
+    for name, cameras in summary['domains'].items():
+        for camera in config.domains[name]:
+            print('domain {}: camera {} -> {} {}'.format(name, camera.id, cameras[camera.id],
+                                                        from_where(config, camera.daemon_name)))
+    for warning in config.registry.warnings:
+        print('camvirt: warning: {}'.format(warning), file=sys.stderr)
+    print_config_devices(summary)
+    return 0
+
+
+def print_config_devices(summary):
+    """'domain cam1: USB device 03c3:2600 (ZWO ASI2600MM Pro) present'."""
+    print('devices from:     {}'.format(summary['devices_source']))
+    if summary['devices'] is None:
+        return
+    for name, entries in summary['devices'].items():
+        for entry in entries:
+            print('domain {}: {}'.format(name, entry_text(entry)))
+        if not entries:
+            print('domain {}: no passthrough devices'.format(name))
