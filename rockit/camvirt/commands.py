@@ -116,7 +116,7 @@ class Commands:
             self._observe(name, self._hypervisor.state(name))
 
     def _observe(self, name, new):
-        stop = self.crashes.observe(name, new, time.time())
+        stop = self.crashes.observe(name, new, time.time(), self._hypervisor.stop_detail(name))
         if stop is None:
             return
         self._log.error('domain {} {}: it is {} while it should run'.format(name, stop['reason'], new))

@@ -57,24 +57,39 @@ class Status:
             'daemon': self._config.daemon_name,
             'libvirt_uri': self._hypervisor.uri,
             'libvirt_connected': self._hypervisor.connected,
+            'libvirt_error': self._hypervisor.last_error,  # libvirt's words for why it is unreachable
             'command': running.name if running else None,
             'last_command': self._commands.last_command,
             # What camvirtd expects to run (after initialize, until shutdown or an unexpected stop).
             'should_run': [name for name in self._config.domains if name in should_run],
-            'domains': [self._domain_entry(name, states[name], by_id) for name in self._config.domains],
+            'domains': [self._domain_entry(name, states[name], by_id, should_run) for name in self._config.domains],
         }
 
-    def _domain_entry(self, name, status, camera_statuses):
+    def _domain_entry(self, name, status, camera_statuses, should_run):
         stop = self._commands.crashes.unexpected_stop(name)
+        since, seen = began(status, self._commands.crashes.expected_since(name) if name in should_run else None)
         return {
             'name': name,
             'state': status.state,
-            'since': utc_iso(status.since),
+            'since': utc_iso(since),
+            # True: camvirtd knows only since when it has seen this state, not when it began.
+            'since_seen': seen,
+            'stop_detail': status.detail if status.state in VMState.STOPPED else None,
             'unexpected_stop': {'state': stop['state'], 'time': utc_iso(stop['time']),
                                 'reason': stop.get('reason', STOPPED)} if stop else None,
             'cameras': [camera_entry(c, camera_statuses[c.id]) for c in self._config.domains[name]],
             'devices': self._devices.entries(name),  # passthrough devices and whether each is on the host
         }
+
+
+def began(status, expected_since):
+    """(when the domain's state began, whether that is only when camvirtd first saw it). A running
+    domain camvirtd has seen only since its own start ran from at least when an initialize left it
+    running (the state file remembers that)."""
+    if status.seen and status.state == VMState.Running and expected_since is not None \
+            and expected_since <= status.since:
+        return expected_since, False
+    return status.since, status.seen
 
 
 def camera_entry(camera, status):

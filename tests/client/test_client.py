@@ -33,7 +33,7 @@ def test_init_status_kill(make_world, tmp_path):
     table = camvirt(env, 'status').stdout
     assert '\033[' not in table  # no colour when stdout is not a terminal
     lines = table.splitlines()
-    assert lines[0].split() == ['DOMAIN', 'VM', 'STATE', 'SINCE', 'CAMERA', 'CAMERA', 'STATE']
+    assert lines[0].split() == ['DOMAIN', 'VM', 'STATE', 'SINCE', '(UTC)', 'CAMERA', 'CAMERA', 'STATE']
     assert lines[1].split()[0] == world.domain_names[0] and 'IDLE' in lines[1]
     assert 'last command: initialize command completed successfully' in table
     result = camvirt(env, 'kill')

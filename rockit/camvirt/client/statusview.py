@@ -1,6 +1,8 @@
 """`camvirt status` for people: a report_status() dict as a table in the rockit theme, in local
 time with ages, and the judgement of whether anything needs attention (the exit status scripts use)."""
 
+import datetime
+
 from rich.table import Table
 
 from rockit.camvirt.constants import CommandStatus, VMState
@@ -11,10 +13,14 @@ from rockit.camvirt.times import local_with_age
 EXIT_ALL_WELL = 0
 EXIT_NEEDS_ATTENTION = 1
 
-VM_STATE_STYLES = {VMState.Running: 'green', VMState.ShuttingDown: 'yellow', VMState.Paused: 'yellow',
-                   VMState.ShutOff: 'red', VMState.Crashed: 'red', VMState.Missing: 'red',
-                   VMState.Unknown: 'yellow', VMState.Suspended: 'yellow'}
-CAMERA_STATE_STYLES = {'OFFLINE': 'red', 'IDLE': 'green', 'EXPOSING': 'cyan', 'READING': 'cyan'}
+# Colour says what needs attention, not which state a thing is in: red needs attention, green is
+# healthy, cyan is a camera at work, yellow is passing (a command moves it), and dim is off on purpose
+# (a VM nobody asked to run, the camera of a VM that is off): normal in the daytime.
+ATTENTION, HEALTHY, PASSING, OFF = 'red', 'green', 'yellow', 'dim'
+VM_STATE_STYLES = {VMState.Running: HEALTHY, VMState.ShuttingDown: PASSING, VMState.Paused: PASSING,
+                   VMState.ShutOff: OFF, VMState.Crashed: ATTENTION, VMState.Missing: ATTENTION,
+                   VMState.Unknown: PASSING, VMState.Suspended: PASSING}
+CAMERA_STATE_STYLES = {'OFFLINE': OFF, 'IDLE': HEALTHY, 'EXPOSING': 'cyan', 'READING': 'cyan'}
 # VM states that are faults whoever asked for what.
 BROKEN_VM_STATES = frozenset([VMState.Crashed, VMState.Missing])
 
@@ -45,49 +51,89 @@ def _meant_to_run(status):
     return set(last.get('domains') or [])
 
 
+def libvirt_unreachable_text(status):
+    """'libvirt at qemu:///system is unreachable: <libvirt's own words>'."""
+    why = status.get('libvirt_error')
+    return 'libvirt at {} is unreachable{}'.format(status.get('libvirt_uri'), ': {}'.format(why) if why else '')
+
+
+def domain_problem(domain, busy, meant_to_run):
+    """The one-line reason a domain's VM needs attention, or None."""
+    name, state = domain['name'], domain['state']
+    stop = domain.get('unexpected_stop')
+    detail = ': {}'.format(domain['stop_detail']) if domain.get('stop_detail') else ''
+    if state in BROKEN_VM_STATES:
+        return 'domain {} is {}{}'.format(name, state, detail)
+    if stop and state not in VMState.UP:
+        return 'domain {} should run but is {} ({})'.format(name, state, stop.get('reason') or 'stopped unexpectedly')
+    if not busy and name in meant_to_run and state not in VMState.UP and state != VMState.Unknown:
+        return 'domain {} should run but is {}{}'.format(name, state, detail)
+    return None
+
+
+def camera_problem(domain, camera, busy):
+    if not busy and domain['state'] == VMState.Running and camera.get('label') == 'OFFLINE':
+        return 'camera {} is offline while its VM {} runs'.format(camera['id'], domain['name'])
+    return None
+
+
 def needs_attention(status):
     """Why `camvirt status` exits 1: a list of one-line reasons, empty when all is as intended.
     While a command runs, the VMs it moves are in passing states: only libvirt and crashes count then."""
     reasons = []
     if not status.get('libvirt_connected', True):
-        reasons.append('libvirt at {} is unreachable'.format(status.get('libvirt_uri')))
+        reasons.append(libvirt_unreachable_text(status))
     busy = bool(status.get('command'))
     meant_to_run = _meant_to_run(status)
     for domain in status.get('domains', []):
-        name, state = domain['name'], domain['state']
-        stop = domain.get('unexpected_stop')
-        if state in BROKEN_VM_STATES:
-            reasons.append('domain {} is {}'.format(name, state))
-        elif stop and state not in VMState.UP:
-            reasons.append('domain {} should run but is {} (stopped unexpectedly)'.format(name, state))
-        elif not busy and name in meant_to_run and state not in VMState.UP and \
-                state != VMState.Unknown:
-            reasons.append('domain {} should run but is {}'.format(name, state))
-        if busy or state != VMState.Running:
-            continue
-        for camera in domain.get('cameras', []):
-            if camera.get('label') == 'OFFLINE':
-                reasons.append('camera {} is offline while its VM {} runs'.format(camera['id'], name))
+        reasons += filter(None, [domain_problem(domain, busy, meant_to_run)])
+        reasons += filter(None, [camera_problem(domain, c, busy) for c in domain.get('cameras', [])])
     last = status.get('last_command')
     if not busy and last and last.get('status') not in (None, CommandStatus.Succeeded):
         reasons.append('the last command ({}) failed'.format(last.get('name')))
     return reasons
 
 
+def vm_style(domain, busy, meant_to_run):
+    if domain_problem(domain, busy, meant_to_run):
+        return ATTENTION
+    return VM_STATE_STYLES.get(domain['state'], PASSING)
+
+
+def camera_style(domain, camera, busy):
+    if camera_problem(domain, camera, busy):
+        return ATTENTION
+    return CAMERA_STATE_STYLES.get(camera['label'], PASSING)
+
+
+def since_text(domain, now=None):
+    """'23:12:44 (2 h 14 min ago)' when the state began then; 'seen 23:12:44 (...)' when camvirtd knows
+    only since when it has seen it (it started later than the state did)."""
+    text = local_with_age(domain.get('since'), now)
+    return 'seen ' + text if domain.get('since_seen') and text else text
+
+
+def zone_name(now=None):
+    """This machine's time zone as the table's times are in it ('CET', 'UTC')."""
+    return (now or datetime.datetime.now(datetime.timezone.utc)).astimezone().strftime('%Z') or 'local'
+
+
 def domain_table(status, now=None):
     table = Table(box=None, pad_edge=False, show_edge=False, header_style='bold')
-    for heading in ('DOMAIN', 'VM STATE', 'SINCE', 'CAMERA', 'CAMERA STATE'):
+    for heading in ('DOMAIN', 'VM STATE', 'SINCE ({})'.format(zone_name(now)), 'CAMERA', 'CAMERA STATE'):
         table.add_column(heading, no_wrap=True)
+    busy = bool(status.get('command'))
+    meant_to_run = _meant_to_run(status)
     for domain in status.get('domains', []):
         cameras = domain.get('cameras') or [{'id': '', 'label': ''}]
         for i, camera in enumerate(cameras):
             first = i == 0
             table.add_row(
                 escape(domain['name']) if first else '',
-                styled(domain['state'], VM_STATE_STYLES.get(domain['state'])) if first else '',
-                escape(local_with_age(domain.get('since'), now)) if first else '',
+                styled(domain['state'], vm_style(domain, busy, meant_to_run)) if first else '',
+                escape(since_text(domain, now)) if first else '',
                 escape(camera['id']),
-                styled(camera['label'], CAMERA_STATE_STYLES.get(camera['label'], 'yellow')) if camera['label'] else '')
+                styled(camera['label'], camera_style(domain, camera, busy)) if camera['label'] else '')
     return table
 
 
@@ -117,7 +163,7 @@ def status_renderables(status, now=None):
     """What `camvirt status` prints: warnings above the table, history and verdict below."""
     out = []
     if not status.get('libvirt_connected', True):
-        out.append(styled('libvirt at {} is unreachable'.format(status.get('libvirt_uri')), 'red'))
+        out.append(styled(libvirt_unreachable_text(status), 'red'))
     if status.get('command'):
         out.append(styled('{} in progress'.format(status['command']), 'yellow'))
     out.append(domain_table(status, now))
@@ -127,7 +173,7 @@ def status_renderables(status, now=None):
         if stop:
             out.append(styled('domain {} {} at {} ({})'.format(
                 domain['name'], stop.get('reason') or 'stopped unexpectedly', local_with_age(stop.get('time'), now),
-                stop.get('state')), 'red'))
+                stop.get('state')), ATTENTION))
     out += last_command_lines(status.get('last_command'), now)
     reasons = needs_attention(status)
     out += [styled('needs attention: ' + reason, 'red') for reason in reasons]
@@ -144,7 +190,7 @@ def summary_lines(status):
     line changes only when something happened."""
     lines = []
     if not status.get('libvirt_connected', True):
-        lines.append('libvirt at {} is unreachable'.format(status.get('libvirt_uri')))
+        lines.append(libvirt_unreachable_text(status))
     if status.get('command'):
         lines.append('{} in progress'.format(status['command']))
     for domain in status.get('domains', []):
