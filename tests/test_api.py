@@ -44,8 +44,14 @@ def test_initialize_fails_after_timeout_when_a_camd_never_appears(make_world):
     log = world.log.text()
     assert 'camera c2a (camd_c2a at 127.0.0.1:' in log and 'did not answer within 1 s' in log
     assert 'c1a' not in log.split('initialize failed')[0].split('requested')[-1]
-    last = world.call('report_status')['last_command']
+    report = world.call('report_status')
+    last = report['last_command']
     assert last['status'] == CommandStatus.Failed and [p for p in last['problems'] if 'c2a' in p]
+    # Both VMs run at its end, so both are expected to run: crash watch notices if either stops.
+    assert report['should_run'] == world.domain_names
+    # Kept with who asked (the registry's name for the address), when, for how long; status points at it.
+    assert last['caller'] == 'LocalHost at 127.0.0.1' and last['duration'] >= 1 and last['started'] <= last['time']
+    assert world.call('report_history') == [last] and report['last_failed'] == last
 
 
 def test_initialize_fails_naming_a_hung_camd(make_world):
@@ -86,6 +92,9 @@ def test_a_command_while_another_runs_is_blocked(make_world):
     first = threading.Thread(target=lambda: results.append(world.call('initialize')))
     first.start()
     assert wait_until(lambda: world.call('report_status')['command'] == 'initialize')
+    running = world.call('report_status')['running_command']
+    assert (running['name'], running['caller']) == ('initialize', 'LocalHost at 127.0.0.1')
+    assert running['started'] < running['until']  # until when at the latest: started + initialize_timeout
     assert world.call('shutdown') == CommandStatus.Blocked
     assert world.call('initialize') == CommandStatus.Blocked
     # While a command runs the dashboard is told the camera is offline.

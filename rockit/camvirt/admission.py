@@ -3,6 +3,7 @@ is raised as Refusal, carrying the status code the caller gets; an admitted comm
 command lock until it ends."""
 
 import threading
+import time
 
 from .addresses import ControlMachines
 from .constants import CommandStatus
@@ -29,10 +30,11 @@ class Refusal(Exception):
 class Command:
     """One admitted initialize() or shutdown(): what, for which domains, for whom."""
 
-    def __init__(self, name, domains, caller):
+    def __init__(self, name, domains, caller, started=None):
         self.name = name
         self.domains = domains
         self.caller = caller
+        self.started = time.time() if started is None else started  # unix time
 
     def describe(self):
         return '{} ({})'.format(self.name, ', '.join(self.domains))

@@ -1,13 +1,19 @@
 """What camvirtd remembers across its own restarts: which domains should run and since when, their
-unexpected stops, the automatic restarts of the last hour, the last command and the one running now.
+unexpected stops, the automatic restarts of the last hour, the commands of the last week or so (the
+last one first among them) and the one running now.
 
 One small JSON file per config, `<config file stem>.json` in the state folder (see state_folder()),
 rewritten atomically (temporary file, fsync, rename, fsync of the folder) at every change, so that a
 camvirtd killed at any moment leaves either the old file or the new one, never half of one. A command
 still recorded as running when camvirtd starts was cut off by camvirtd's own death: it becomes the
 last command, failed, marked interrupted.
+
+Across versions: keys are only ever added (FORMAT stays 1), and every entry allows keys it does not
+know, so that a newer camvirtd reads what an older one wrote and keeps it (an RPM upgrade must not
+forget which VMs should run), and an older one reads a newer file.
 """
 
+import collections
 import glob
 import json
 import math
@@ -23,9 +29,12 @@ from .jsonfile import JsonFileError, read_json_file
 from .schemawords import NAME_PATTERN, schema_problems
 from .times import utc_iso
 
+LATEST_TIME = 253402300799  # 9999-12-31 23:59:59 UTC
 STATE_ENV = 'STATE_DIRECTORY'  # what systemd's StateDirectory=camvirtd sets (/var/lib/camvirtd)
 SYSTEM_STATE_DIR = '/var/lib/camvirtd'
 FORMAT = 1
+# Commands kept: a week of dusk and dawn is 14; crash restarts and commands by hand come on top.
+HISTORY_SIZE = 100
 BOOT_ID_PATH = '/proc/sys/kernel/random/boot_id'
 INTERRUPTED = 'interrupted: camvirtd stopped while it ran'
 
@@ -40,7 +49,7 @@ STATE_SCHEMA = {
         'daemon': {'type': 'string', 'maxLength': 200},
         'config': _TEXT,
         'written': _TEXT,
-        'boot_id': {'type': 'string', 'maxLength': 64},
+        'boot_id': {'type': ['string', 'null'], 'maxLength': 64},  # null where the host has none
         'expected': {'type': 'object', 'maxProperties': 64, 'propertyNames': {'pattern': NAME_PATTERN},
                      'additionalProperties': _TIME},
         'stops': {'type': 'object', 'maxProperties': 64, 'propertyNames': {'pattern': NAME_PATTERN},
@@ -56,6 +65,14 @@ STATE_SCHEMA = {
                                         'status': {'type': 'integer'}, 'message': _TEXT, 'time': _TEXT,
                                         'problems': {'type': 'array', 'items': _TEXT, 'maxItems': 100},
                                         'interrupted': {'type': 'boolean'}}},
+        # Finished commands, oldest first: last_command's entries (with caller, started, duration).
+        'history': {'type': 'array', 'maxItems': HISTORY_SIZE, 'items': {
+            'type': 'object', 'required': ['name', 'status', 'time'],
+            'properties': {'name': {'type': 'string', 'maxLength': 32}, 'domains': _DOMAINS,
+                           'status': {'type': 'integer'}, 'time': _TEXT, 'started': _TEXT,
+                           'caller': {'type': ['string', 'null'], 'maxLength': 200},
+                           'duration': {'type': 'number', 'minimum': 0, 'maximum': LATEST_TIME},
+                           'problems': {'type': 'array', 'items': _TEXT, 'maxItems': 100}}}},
         'command': {'type': ['object', 'null'], 'required': ['name', 'domains', 'started'],
                     'properties': {'name': {'type': 'string', 'maxLength': 32}, 'domains': _DOMAINS,
                                    'started': _TIME, 'caller': {'type': ['string', 'null'], 'maxLength': 100}}},
@@ -137,7 +154,6 @@ class StateFileError(Exception):
     """A state file that cannot be used; one line naming the file."""
 
 
-LATEST_TIME = 253402300799  # 9999-12-31 23:59:59 UTC
 
 
 def _finite_times(data):
@@ -179,7 +195,8 @@ def interrupted_command(command):
     problem = '{} (started {} by {})'.format(INTERRUPTED, utc_iso(command['started']),
                                             command.get('caller') or 'unknown')
     return {'name': command['name'], 'domains': command['domains'], 'status': CommandStatus.Failed,
-            'message': problem, 'problems': [problem], 'time': utc_iso(command['started']), 'interrupted': True}
+            'message': problem, 'problems': [problem], 'time': utc_iso(command['started']), 'interrupted': True,
+            'caller': command.get('caller'), 'started': utc_iso(command['started'])}
 
 
 def _plural(count, word):
@@ -200,6 +217,7 @@ class DaemonMemory:
         self._crashes = None
         self._running = None
         self._last = None
+        self._history = []
         self._write_error = None
 
     # --- start --------------------------------------------------------------------------------
@@ -238,10 +256,14 @@ class DaemonMemory:
         host_restarted = bool(data.get('boot_id')) and boot_id() not in (None, data.get('boot_id'))
         crashes.restore(expected, stops, data.get('restarts', []), now, host_restarted)
         last = data.get('last_command')
+        # A file from before the history was kept: its last command starts the history.
+        history = data['history'] if 'history' in data else [last] if last else []
         if data.get('command'):
             last = interrupted_command(data['command'])
+            history.append(last)
             self._log.error('{} ({}) was {}'.format(last['name'], ', '.join(last['domains']), last['message']))
         self._last = last
+        self._history = history[-HISTORY_SIZE:]
         self._log.info('state restored from {}: {}; {} in the last hour{}'.format(
             self.path, 'should run: ' + ', '.join(sorted(expected)) if expected else 'no domain should run',
             _plural(len(crashes.snapshot(now)['restarts']), 'automatic restart'),
@@ -269,7 +291,13 @@ class DaemonMemory:
         with self._lock:
             self._running = None
             self._last = dict(last_command)
+            self._history = (self._history + [self._last])[-HISTORY_SIZE:]
         self.save()
+
+    def history(self):
+        """The commands remembered, oldest first."""
+        with self._lock:
+            return list(self._history)
 
     def save(self):
         """Writes what is remembered now. Under the lock from snapshot to rename, so that a later
@@ -277,7 +305,7 @@ class DaemonMemory:
         with self._lock:
             data = {'format': FORMAT, 'daemon': self._daemon, 'config': self._config_path,
                     'written': utc_iso(time.time()), 'boot_id': boot_id(),
-                    'command': self._running, 'last_command': self._last}
+                    'command': self._running, 'last_command': self._last, 'history': self._history}
             if self._crashes is not None:
                 data.update(self._crashes.snapshot(time.time()))
             try:
@@ -300,9 +328,13 @@ def _to_json(data):
 
 
 class NoMemory:
-    """A camvirtd that remembers nothing across restarts (in-process tests, the benchmark)."""
+    """A camvirtd that remembers nothing across restarts (in-process tests, the benchmark): its
+    history lasts as long as the process."""
 
     path = None
+
+    def __init__(self):
+        self._history = collections.deque(maxlen=HISTORY_SIZE)
 
     def restore(self, crashes, domains, now=None):
         return None
@@ -311,7 +343,10 @@ class NoMemory:
         pass
 
     def command_finished(self, last_command):
-        pass
+        self._history.append(dict(last_command))
+
+    def history(self):
+        return list(self._history)
 
     def save(self):
         pass

@@ -3,7 +3,7 @@
 import math
 
 from .arguments import is_camera_id
-from .constants import OFFLINE_CAMERA_STATUS, CameraState, VMState
+from .constants import OFFLINE_CAMERA_STATUS, CameraState, CommandStatus, VMState
 from .crashwatch import STOPPED
 from .logtext import quote
 from .times import utc_iso
@@ -44,6 +44,9 @@ class Status:
         reply['vm_active'] = True
         return reply
 
+    def history(self):
+        return self._commands.history()
+
     def report(self):
         """Every domain's state since when, each camera's status, the running and last command. Here
         cameras are asked also while a command acts on them: its progress is what camvirt shows."""
@@ -59,7 +62,10 @@ class Status:
             'libvirt_connected': self._hypervisor.connected,
             'libvirt_error': self._hypervisor.last_error,  # libvirt's words for why it is unreachable
             'command': running.name if running else None,
+            # Which command runs, for whom, since and until when at the latest (for a refused caller).
+            'running_command': self._commands.running_detail(),
             'last_command': self._commands.last_command,
+            'last_failed': last_failed(self._commands.history()),
             # What camvirtd expects to run (after initialize, until shutdown or an unexpected stop).
             'should_run': [name for name in self._config.domains if name in should_run],
             'domains': [self._domain_entry(name, states[name], by_id, should_run) for name in self._config.domains],
@@ -80,6 +86,12 @@ class Status:
             'cameras': [camera_entry(c, camera_statuses[c.id]) for c in self._config.domains[name]],
             'devices': self._devices.entries(name),  # passthrough devices and whether each is on the host
         }
+
+
+def last_failed(history):
+    """The latest command that did not succeed, or None."""
+    failed = [entry for entry in history if entry.get('status') != CommandStatus.Succeeded]
+    return failed[-1] if failed else None
 
 
 def began(status, expected_since):

@@ -1,5 +1,6 @@
 """init, kill, restart (with each domain's progress while camvirtd works) and status."""
 
+import datetime
 import json
 import threading
 import time
@@ -9,10 +10,10 @@ import Pyro4.errors
 from rockit.camvirt.client.daemoncall import (COMMAND_TIMEOUT_MARGIN, STATUS_TIMEOUT, call_daemon, exit_status,
                                               print_unreachable)
 from rockit.camvirt.client.reach import EXIT_UNREACHABLE, NotCamvirtd, check_status_reply
-from rockit.camvirt.client.statusview import command_problems, status_exit, status_renderables
+from rockit.camvirt.client.statusview import command_problems, running_text, status_exit, status_renderables
 from rockit.camvirt.client.terminal import Output, escape
 from rockit.camvirt.client.watch import watch_lines, watch_live
-from rockit.camvirt.constants import CommandStatus
+from rockit.camvirt.constants import CommandStatus, VMState
 from rockit.camvirt.hostdevs import waiting_text
 
 
@@ -71,26 +72,70 @@ class ProgressWatcher:
             last = status
 
 
-def command_outcome(code, phase=None):
-    """The line for a command's return code; in a restart it names its phase ('kill: ...')."""
+def command_outcome(code, phase=None, took=None):
+    """The line for a command's return code, with its total time; in a restart it names its phase
+    ('kill: ...')."""
     style = 'green' if code == CommandStatus.Succeeded else 'red'
     prefix = '{}: '.format(phase) if phase else ''
-    return '{}[{}]{}[/{}]'.format(escape(prefix), style, escape(CommandStatus.message(code)), style)
+    total = ' in {:.1f} s'.format(took) if took is not None and code in (CommandStatus.Succeeded,
+                                                                          CommandStatus.Failed) else ''
+    return '{}[{}]{}[/{}]{}'.format(escape(prefix), style, escape(CommandStatus.message(code)), style, total)
+
+
+def deadline_line(config, method, timeout, domains, phase=None):
+    """What the command acts on and how long camvirtd gives it, before it starts."""
+    prefix = '{}: '.format(phase) if phase else ''
+    names = domains or list(config.domains)
+    until = datetime.datetime.now().astimezone() + datetime.timedelta(seconds=timeout)
+    return '{}{} {}: camvirtd gives it at most {:g} s (until {} {})'.format(
+        prefix, method, ', '.join(names), timeout, until.strftime('%H:%M:%S'), until.strftime('%Z'))
 
 
 def run_command(config, method, timeout, domains, *extra, output=None, phase=None):
     output = output or Output()
     args = (domains or None,) + extra if (domains or extra) else ()
+    output.print(escape(deadline_line(config, method, timeout, domains, phase)))
+    start = time.monotonic()
     try:
         with ProgressWatcher(config, domains, output, phase):
             code = call_daemon(config, method, timeout + COMMAND_TIMEOUT_MARGIN, *args)
     except Pyro4.errors.PyroError as error:  # unreachable, or something else answers there
         print_unreachable(config, error, timeout + COMMAND_TIMEOUT_MARGIN, phase)
         return EXIT_UNREACHABLE
-    output.print(command_outcome(code, phase))
+    output.print(command_outcome(code, phase, time.monotonic() - start))
     if code == CommandStatus.Failed:
         print_failure_summary(config, output)
+    elif code == CommandStatus.Blocked:
+        print_busy(config, output)
+    elif code == CommandStatus.Succeeded and method == 'shutdown':
+        print_off(config, domains, output)
     return exit_status(code)
+
+
+def ask_status(config):
+    """report_status(), or None when it cannot be had (the command's own line has been printed)."""
+    try:
+        status = call_daemon(config, 'report_status', STATUS_TIMEOUT)
+    except Pyro4.errors.PyroError:  # unreachable, or something else answers there
+        return None
+    return status if isinstance(status, dict) else None
+
+
+def print_busy(config, output):
+    """Which command runs, whose and until when (the wire's code 2 tells none of it)."""
+    status = ask_status(config)
+    if status and status.get('command'):
+        output.print('  ' + escape(running_text(status)))
+
+
+def print_off(config, domains, output):
+    """The VMs a kill left off."""
+    status = ask_status(config)
+    if not status:
+        return
+    off = [d['name'] for d in status.get('domains', []) if (not domains or d['name'] in domains)
+           and d.get('state') not in VMState.UP]
+    output.print('  off now: {}'.format(escape(', '.join(off) or 'none')))
 
 
 def print_failure_summary(config, output):

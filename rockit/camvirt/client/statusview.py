@@ -40,7 +40,7 @@ def command_problems(last_command):
     return [p for p in str(last_command.get('message') or '').split('; ') if p]
 
 
-def _meant_to_run(status):
+def domains_meant_to_run(status):
     """Domains camvirtd expects to run: its own list where it gives one ('should_run'), else those its
     last command initialized."""
     if isinstance(status.get('should_run'), list):
@@ -84,7 +84,7 @@ def needs_attention(status):
     if not status.get('libvirt_connected', True):
         reasons.append(libvirt_unreachable_text(status))
     busy = bool(status.get('command'))
-    meant_to_run = _meant_to_run(status)
+    meant_to_run = domains_meant_to_run(status)
     for domain in status.get('domains', []):
         reasons += filter(None, [domain_problem(domain, busy, meant_to_run)])
         reasons += filter(None, [camera_problem(domain, c, busy) for c in domain.get('cameras', [])])
@@ -123,7 +123,7 @@ def domain_table(status, now=None):
     for heading in ('DOMAIN', 'VM STATE', 'SINCE ({})'.format(zone_name(now)), 'CAMERA', 'CAMERA STATE'):
         table.add_column(heading, no_wrap=True)
     busy = bool(status.get('command'))
-    meant_to_run = _meant_to_run(status)
+    meant_to_run = domains_meant_to_run(status)
     for domain in status.get('domains', []):
         cameras = domain.get('cameras') or [{'id': '', 'label': ''}]
         for i, camera in enumerate(cameras):
@@ -153,10 +153,32 @@ def last_command_lines(last, now=None):
         return []
     code = last.get('status')
     outcome = styled(CommandStatus.message(code), 'green' if code == CommandStatus.Succeeded else 'red')
-    lines = ['last command: {} {} at {}'.format(escape(last.get('name')), outcome,
-                                                escape(local_with_age(last.get('time'), now)))]
+    caller = ' by {}'.format(last['caller']) if last.get('caller') else ''
+    lines = ['last command: {} {} at {}{}'.format(escape(last.get('name')), outcome,
+                                                  escape(local_with_age(last.get('time'), now)), escape(caller))]
     lines += ['  ' + escape(problem) for problem in command_problems(last)]
     return lines
+
+
+def running_text(status, now=None):
+    """'initialize (cam1, cam2) in progress, by STINGTCS at 10.2.6.160 since 21:00:03 (12 s ago), done
+    by 21:01:33 (in 1 min) at the latest'; an older camvirtd tells only the command's name."""
+    running = status.get('running_command')
+    if not isinstance(running, dict):
+        return '{} in progress'.format(status['command'])
+    return '{} ({}) in progress, by {} since {}, done by {} at the latest'.format(
+        running.get('name'), ', '.join(running.get('domains') or []), running.get('caller') or 'camvirtd itself',
+        local_with_age(running.get('started'), now), local_with_age(running.get('until'), now))
+
+
+def last_failed_lines(status, now=None):
+    """Where the last failed command is, when it is not the last command (that one is shown anyway)."""
+    failed, last = status.get('last_failed'), status.get('last_command')
+    if not isinstance(failed, dict) or failed == last:
+        return []
+    return ['last failed: {} at {} by {} (camvirt history shows why)'.format(
+        escape(failed.get('name')), escape(local_with_age(failed.get('time'), now)),
+        escape(failed.get('caller') or 'unknown caller'))]
 
 
 def status_renderables(status, now=None):
@@ -165,7 +187,7 @@ def status_renderables(status, now=None):
     if not status.get('libvirt_connected', True):
         out.append(styled(libvirt_unreachable_text(status), 'red'))
     if status.get('command'):
-        out.append(styled('{} in progress'.format(status['command']), 'yellow'))
+        out.append(styled(running_text(status, now), PASSING))
     out.append(domain_table(status, now))
     out += device_lines(status)
     for domain in status.get('domains', []):
@@ -175,6 +197,7 @@ def status_renderables(status, now=None):
                 domain['name'], stop.get('reason') or 'stopped unexpectedly', local_with_age(stop.get('time'), now),
                 stop.get('state')), ATTENTION))
     out += last_command_lines(status.get('last_command'), now)
+    out += last_failed_lines(status, now)
     reasons = needs_attention(status)
     out += [styled('needs attention: ' + reason, 'red') for reason in reasons]
     return out
