@@ -42,7 +42,9 @@ def test_initialize_fails_after_timeout_when_a_camd_never_appears(make_world):
     assert world.call('initialize') == CommandStatus.Failed
     assert libvirt_states(world) == [True, True]
     log = world.log.text()
-    assert 'camera c2a (camd_c2a at 127.0.0.1:' in log and 'did not answer within 1 s' in log
+    assert 'camera c2a (camd_c2a at 127.0.0.1:' in log and 'did not answer within 1 s (last try: connection ' \
+        'refused)' in log
+    assert world.call('report_status')['domains'][1]['cameras'][0]['reason'] == 'connection refused'
     assert 'c1a' not in log.split('initialize failed')[0].split('requested')[-1]
     report = world.call('report_status')
     last = report['last_command']
@@ -57,7 +59,7 @@ def test_initialize_fails_after_timeout_when_a_camd_never_appears(make_world):
 def test_initialize_fails_naming_a_hung_camd(make_world):
     world = make_world(domains=2, behaviours={'c1a': HUNG}, initialize_timeout=1)
     assert world.call('initialize') == CommandStatus.Failed
-    assert 'camera c1a' in world.log.text()
+    assert 'camera c1a' in world.log.text() and '(last try: timed out)' in world.log.text()
     assert world.call('report_camera_status', 'c2a')['vm_active'] is True
 
 

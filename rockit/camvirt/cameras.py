@@ -19,11 +19,29 @@ READINESS_RETRY_INTERVAL = 0.01
 MAX_IDLE_CONNECTIONS = 8
 
 
+def failure_kind(error):
+    """Why a camd call failed, in the words status and problem lines use."""
+    if isinstance(error, Pyro4.errors.TimeoutError):
+        return 'timed out'
+    seen = error
+    while seen is not None:
+        if isinstance(seen, ConnectionRefusedError):
+            return 'connection refused'
+        seen = seen.__cause__ or seen.__context__
+    text = str(error)
+    if isinstance(error, Pyro4.errors.DaemonError) and 'unknown object' in text:
+        return 'no such object there (another daemon on that port?)'
+    if isinstance(error, Pyro4.errors.CommunicationError):
+        return 'not answering ({})'.format(text[:100] or type(error).__name__)
+    return 'not answering properly ({}: {})'.format(type(error).__name__, text[:100])
+
+
 class CameraProbe:
     """Calls camd report_status() with a timeout, reusing idle connections per camd."""
 
     def __init__(self, timeout):
         self.timeout = timeout
+        self._failures = {}  # uri -> why its last call failed (cleared when it answers)
         self._lock = threading.Lock()
         self._idle = {}  # uri -> [Proxy]
         self._generation = {}  # uri -> how many times forget() was called for it
@@ -52,17 +70,29 @@ class CameraProbe:
         proxy, reused, generation = self._take(address.uri)
         try:
             status = proxy.report_status()
-        except Pyro4.errors.TimeoutError:
+        except Pyro4.errors.TimeoutError as error:
             proxy._pyroRelease()  # pylint: disable=protected-access
+            self._failures[address.uri] = failure_kind(error)
             return None
-        except Exception:  # pylint: disable=broad-except
+        except Exception as error:  # pylint: disable=broad-except
             proxy._pyroRelease()  # pylint: disable=protected-access
             # A kept connection that fails (camd restarted, or it reaches the old camd's leftovers)
             # says nothing of camd now: ask anew. A new one that fails, or camd itself raising, means
             # "not answering" to the dashboard.
-            return self.status(address) if reused else None
+            if reused:
+                return self.status(address)
+            self._failures[address.uri] = failure_kind(error)
+            return None
         self._give_back(address.uri, proxy, generation)
-        return status if isinstance(status, dict) else None
+        if not isinstance(status, dict):
+            self._failures[address.uri] = 'not answering properly (its report_status() gave no dict)'
+            return None
+        self._failures.pop(address.uri, None)
+        return status
+
+    def last_failure(self, address):
+        """Why the last call to this camd failed ('connection refused', 'timed out', ...), or None."""
+        return self._failures.get(address.uri)
 
     def forget(self, address):
         """Drops the connections to a camd, kept or in use, e.g. when its VM stopped."""

@@ -47,6 +47,12 @@ class Status:
     def history(self):
         return self._commands.history()
 
+    def _camera_reason(self, camera, vm_state, status):
+        """Why a camera whose VM runs reads offline: how its camd's last call failed; else None."""
+        if vm_state not in VMState.PROBED or (isinstance(status, dict) and status.get('vm_active')):
+            return None
+        return self._probe.last_failure(camera.address)
+
     def report(self):
         """Every domain's state since when, each camera's status, the running and last command. Here
         cameras are asked also while a command acts on them: its progress is what camvirt shows."""
@@ -83,7 +89,9 @@ class Status:
             'stop_detail': status.detail if status.state in VMState.STOPPED else None,
             'unexpected_stop': {'state': stop['state'], 'time': utc_iso(stop['time']),
                                 'reason': stop.get('reason', STOPPED)} if stop else None,
-            'cameras': [camera_entry(c, camera_statuses[c.id]) for c in self._config.domains[name]],
+            'cameras': [dict(camera_entry(c, camera_statuses[c.id]), reason=self._camera_reason(c, status.state,
+                                                                                                 camera_statuses[c.id]))
+                        for c in self._config.domains[name]],
             'devices': self._devices.entries(name),  # passthrough devices and whether each is on the host
         }
 

@@ -134,3 +134,9 @@ def test_libvirt_unreachable_says_libvirts_reason_and_the_stop_detail_shows():
     off = dict(domain('cam1', 'shut off', ('c1', 'OFFLINE')), stop_detail='destroyed (powered off through libvirt)')
     assert needs_attention(status(off, last=initialized('cam1'))) == [
         'domain cam1 should run but is shut off: destroyed (powered off through libvirt)']
+
+
+def test_an_offline_camera_says_how_its_camd_failed():
+    report = status(domain('cam1', 'running', ('c1', 'OFFLINE')))
+    report['domains'][0]['cameras'][0]['reason'] = 'connection refused'
+    assert needs_attention(report) == ['camera c1 is offline while its VM cam1 runs (its camd: connection refused)']

@@ -73,7 +73,8 @@ def domain_problem(domain, busy, meant_to_run):
 
 def camera_problem(domain, camera, busy):
     if not busy and domain['state'] == VMState.Running and camera.get('label') == 'OFFLINE':
-        return 'camera {} is offline while its VM {} runs'.format(camera['id'], domain['name'])
+        why = ' (its camd: {})'.format(camera['reason']) if camera.get('reason') else ''
+        return 'camera {} is offline while its VM {} runs{}'.format(camera['id'], domain['name'], why)
     return None
 
 
