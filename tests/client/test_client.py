@@ -204,7 +204,18 @@ def test_config_prints_port_and_json(tmp_path):
     text = camvirt(env, 'config').stdout
     assert 'PYRO:superwasp_camvirt_daemon_das1@10.2.6.173:9012' in text
     assert '9012/tcp' in text
+    lines = text.splitlines()
+    # Which file and why, and every setting that changes what camvirtd does, where the log goes.
+    assert lines[0] == 'config:           {} (from CAMVIRTD_CONFIG_PATH)'.format(env['CAMVIRTD_CONFIG_PATH'])
+    assert 'force shutdown:   no (camvirt kill --force does it once)' in lines
+    assert 'restart crashed:  no: a VM that stops is reported only' in lines
+    assert 'timeouts:         initialize 90 s, shutdown 30 s (asked again every 5 s), camera 1.0 s' in lines
+    assert 'log:              table camvirtd@superwasp_das1 on PYRO:observatory_log_daemon@10.2.6.100:9016 ' \
+        '(machine GOTOServer) (observatory_log from shipped)' in lines
+    assert 'state file:       /var/lib/camvirtd/superwasp_das1.json (as the service keeps it)' in lines
     summary = json.loads(camvirt(env, 'config', '--json').stdout)
+    assert (summary['restart_crashed'], summary['force_shutdown'], summary['camera_timeout']) == (False, False, 1.0)
+    assert summary['log_daemon']['machine'] == 'GOTOServer' and summary['state_file'].endswith('superwasp_das1.json')
     assert summary['port'] == 9012
     assert summary['control_machines']['SWASPTCS'] == '10.2.6.160'
     assert summary['domains'] == {'cam1': {'cam1': 'PYRO:superwasp_camera_daemon_1@10.2.6.165:9040'},
@@ -219,6 +230,19 @@ def test_bad_config_is_one_line_exit_1(tmp_path):
     assert result.returncode == 1
     assert 'Traceback' not in result.stderr
     assert "{}: log_name: required key is missing".format(config) in result.stderr
+
+
+def test_config_and_registry_problems_come_together(tmp_path):
+    config = tmp_path / 'c.json'
+    config.write_text('{"daemon": "superwasp_camvirt_das1"}')
+    registry = tmp_path / 'site.json'
+    registry.write_text('{"machines": {"X": "not an address"}}')
+    env = dict(os.environ, CAMVIRTD_REGISTRY=str(registry), CAMVIRTD_CONFIG_PATH=str(config))
+    for command in ([CAMVIRT, 'config'], [os.path.join(REPO, 'camvirtd'), str(config)]):
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+        assert result.returncode in (1, 78) and 'Traceback' not in result.stderr
+        assert str(registry) + ': machines.X' in result.stderr, result.stderr
+        assert '{}: log_name: required key is missing'.format(config) in result.stderr
 
 
 def test_usage_errors_exit_non_zero():

@@ -5,7 +5,7 @@ import glob
 import os
 
 from rockit.camvirt.config import ConfigError, load_config
-from rockit.camvirt.registry import RegistryError, load_registry
+from rockit.camvirt.registry import Registry, RegistryError, load_registry
 
 CONFIG_DIR = '/etc/camvirtd'
 CONFIG_ENV = 'CAMVIRTD_CONFIG_PATH'
@@ -27,6 +27,11 @@ def enabled_instances(unit_dir=SYSTEMD_UNIT_DIR):
 def find_config_path(environ=None, config_dir=CONFIG_DIR, unit_dir=SYSTEMD_UNIT_DIR):
     """CAMVIRTD_CONFIG_PATH, else the only config in /etc/camvirtd, else the only one whose service is
     enabled here (a data package installs each generation's configs side by side)."""
+    return choose_config(environ, config_dir, unit_dir)[0]
+
+
+def choose_config(environ=None, config_dir=CONFIG_DIR, unit_dir=SYSTEMD_UNIT_DIR):
+    """(the config's path, why that one: what `camvirt config` says first)."""
     environ = os.environ if environ is None else environ
     if environ.get(CONFIG_ENV):
         listed = [p for p in environ[CONFIG_ENV].split(':') if p]
@@ -34,23 +39,39 @@ def find_config_path(environ=None, config_dir=CONFIG_DIR, unit_dir=SYSTEMD_UNIT_
             raise ClientError('{} lists {} configs: only `camvirt status --all` takes a list; set it to one '
                               'file for this command'.format(CONFIG_ENV, len(listed)))
         if listed:
-            return listed[0]
+            return listed[0], 'from {}'.format(CONFIG_ENV)
     found = sorted(glob.glob(os.path.join(config_dir, '*.json')))
     if not found:
         raise ClientError('no config found: set {} or install one in {}'.format(CONFIG_ENV, config_dir))
     if len(found) == 1:
-        return found[0]
+        return found[0], 'the only config in {}'.format(config_dir)
     enabled = enabled_instances(unit_dir)
     chosen = [path for path in found if os.path.splitext(os.path.basename(path))[0] in enabled]
     if len(chosen) == 1:
-        return chosen[0]
+        return chosen[0], 'the only one of {} configs in {} whose camvirtd@ unit is enabled'.format(
+            len(found), config_dir)
     raise ClientError('several configs in {} ({}) and {} of them enabled as camvirtd@<config>: set {} to '
                       'choose one'.format(config_dir, ', '.join(os.path.basename(p) for p in found),
                                           len(chosen) or 'none', CONFIG_ENV))
 
 
 def load_client_config():
+    """The Config, with `chosen_because` (why this file); ClientError listing every problem of the
+    config and the registry together."""
+    path, why = choose_config()
     try:
-        return load_config(find_config_path(), load_registry())
-    except (ConfigError, RegistryError) as e:
+        registry = load_registry()
+    except RegistryError as e:
+        problems = list(e.problems)
+        try:
+            load_config(path, Registry())  # the config's own problems too, all at once
+        except ConfigError as config_error:
+            problems += [line for line in config_error.problems if 'unknown daemon name' not in line
+                         and 'unknown machine name' not in line]
+        raise ClientError('\n'.join(problems)) from None
+    try:
+        config = load_config(path, registry)
+    except ConfigError as e:
         raise ClientError(str(e)) from None
+    config.chosen_because = why
+    return config
