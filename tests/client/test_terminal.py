@@ -1,6 +1,7 @@
 """Colours as an operator sees them: camvirt in a real terminal (tmux, its screen read back with its
 attributes) uses the rockit theme's bright colours; NO_COLOR, --no-color, --json and pipes get none."""
 
+import json
 import os
 import re
 import subprocess
@@ -9,6 +10,7 @@ import pytest
 
 from testworld.support import REPO
 from rockit.camvirt.client.terminal import Output, colour_wanted
+from testworld.simcamd import ABSENT
 from tmuxterm import TMUX, TmuxTerminal
 
 CAMVIRT = os.path.join(REPO, 'camvirt')
@@ -17,9 +19,9 @@ needs_tmux = pytest.mark.skipif(TMUX is None, reason='tmux is not installed (mak
 COLOUR_CODE = re.compile(r'\x1b\[(?:[0-9;]*;)?(?:3[0-7]|9[0-7]|4[0-7]|10[0-7]|38;5;\d+|38;2;[\d;]+)m')
 
 
-def screen_after(tmp_path, command, env, escapes=True):
-    """The screen camvirt leaves in a 160x40 terminal, once it has ended, and its exit status."""
-    term = TmuxTerminal(tmp_path, [CAMVIRT] + command, env)
+def screen_after(tmp_path, command, env, escapes=True, width=160):
+    """The screen camvirt leaves in a `width`x40 terminal, once it has ended, and its exit status."""
+    term = TmuxTerminal(tmp_path, [CAMVIRT] + command, env, width=width)
     try:
         status = term.wait_for_exit()
         return term.screen(escapes=escapes), status
@@ -42,8 +44,9 @@ def test_status_in_a_terminal_is_in_the_rockit_colours(make_world, tmp_path):
     assert status == 0, screen
     running = next(line for line in screen.splitlines() if world.domain_names[0] in line)
     off = next(line for line in screen.splitlines() if world.domain_names[1] in line)
-    assert '\x1b[92mrunning' in running and '\x1b[92mIDLE' in running  # bright green
-    assert '\x1b[91mshut off' in off and '\x1b[91mOFFLINE' in off  # bright red
+    assert '\x1b[92mrunning' in running and '\x1b[92mIDLE' in running  # bright green: healthy
+    # Off because nobody asked for it to run: muted, not an alarm.
+    assert '\x1b[2mshut off' in off and '\x1b[2mOFFLINE' in off and '\x1b[91m' not in screen
     assert '\x1b[1mDOMAIN' in screen
 
 
@@ -88,3 +91,76 @@ def test_plain_output_is_not_wrapped_or_marked_up(tmp_path):
         Output(stream, color=True).print('[red]x[/red] ' + 'word ' * 100)
     text = path.read_text()
     assert text == 'x ' + ('word ' * 100).rstrip() + '\n'
+
+
+# The screens the operator reads, at the widths of a laptop's half screen and a full one: every row of a
+# table on one line (none cut short with an ellipsis), nothing wider than the terminal.
+WIDTHS = [80, 120]
+
+
+def assert_fits(screen, width):
+    lines = screen.splitlines()
+    assert all(len(line) <= width for line in lines), screen
+    assert '\u2026' not in screen, screen  # rich's ellipsis: a cell was cut
+
+
+@needs_tmux
+@pytest.mark.parametrize('width', WIDTHS)
+def test_daytime_status_fits_and_is_not_red(make_world, tmp_path, width):
+    world = make_world(domains=2)
+    assert world.call('initialize') == 0 and world.call('shutdown') == 0
+    screen, status = screen_after(tmp_path, ['status'], status_env(world, tmp_path), escapes=False, width=width)
+    assert status == 0, screen
+    assert_fits(screen, width)
+    lines = screen.splitlines()
+    assert lines[0].split()[:4] == ['DOMAIN', 'VM', 'STATE', 'SINCE']
+    assert all(len(line.split()) >= 5 for line in lines[1:3])  # each domain's row on one line
+    (tmp_path / 'again').mkdir()
+    coloured, _ = screen_after(tmp_path / 'again', ['status'], status_env(world, tmp_path), width=width)
+    assert '\x1b[91m' not in coloured  # nothing needs attention: no red anywhere
+
+
+@needs_tmux
+@pytest.mark.parametrize('width', WIDTHS)
+def test_fleet_view_fits_with_the_reason_under_its_row(make_world, tmp_path, width):
+    world = make_world(domains=2)
+    assert world.call('initialize') == 0
+    env = status_env(world, tmp_path)
+    far = tmp_path / 'sting_das2_with_a_long_name.json'
+    far.write_text(json.dumps(dict(world.data, daemon='camd_c1a')))  # something else answers there
+    env['CAMVIRTD_CONFIG_PATH'] = ':'.join([env['CAMVIRTD_CONFIG_PATH'], str(far)])
+    screen, status = screen_after(tmp_path, ['status', '--all'], env, escapes=False, width=width)
+    assert status == 1, screen
+    lines = screen.splitlines()
+    assert lines[0].split() == ['HOST', 'DOMAIN', 'VM', 'STATE', 'CAMERA', 'CAMERA', 'STATE']
+    assert [line.split()[:3] for line in lines[1:3]] == [['camvirtd', name, 'running'] for name in world.domain_names]
+    assert lines[3].split() == ['sting_das2_with_a_long_name', 'not', 'camvirtd']
+    assert lines[4].startswith('  something else answers at 127.0.0.1:')
+    assert_fits(screen, width)
+
+
+@needs_tmux
+@pytest.mark.parametrize('width', WIDTHS)
+def test_history_and_init_fit(make_world, tmp_path, width):
+    world = make_world(domains=2, behaviours={'c2a': ABSENT}, initialize_timeout=1)
+    env = status_env(world, tmp_path)
+    screen, status = screen_after(tmp_path, ['init'], env, escapes=False, width=width)
+    assert status == 1 and screen.splitlines()[0].startswith('initialize '), screen
+    assert_fits(screen, width)
+    (tmp_path / 'history').mkdir()
+    screen, status = screen_after(tmp_path / 'history', ['history'], env, escapes=False, width=width)
+    assert status == 1, screen  # the newest command failed
+    lines = screen.splitlines()
+    assert lines[0] == 'commands, oldest first (times UTC)'
+    assert lines[2].startswith('    by LocalHost at 127.0.0.1, took ') and lines[2].endswith(': failed')
+    assert_fits(screen, width)
+
+
+@needs_tmux
+@pytest.mark.parametrize('width', WIDTHS)
+def test_config_screen_fits(make_world, tmp_path, width):
+    world = make_world(domains=1)
+    screen, status = screen_after(tmp_path, ['config'], status_env(world, tmp_path), escapes=False, width=width)
+    assert status == 0, screen
+    assert screen.splitlines()[0].startswith('config: ')
+    assert all(len(line) <= width for line in screen.splitlines())
