@@ -282,8 +282,8 @@ def test_status_exit_codes_follow_what_needs_attention(make_world, tmp_path):
     world.domain(world.domain_names[0]).create()  # running, but its camera does not answer
     result = camvirt(env, 'status')
     assert result.returncode == 1
-    assert result.stdout.splitlines()[-1] == 'needs attention: camera c1a is offline while its VM {} runs'.format(
-        world.domain_names[0])
+    assert result.stdout.splitlines()[-1] == 'needs attention: camera c1a is offline while its VM {} runs (its camd: ' \
+        'connection refused)'.format(world.domain_names[0])
     assert camvirt(env, 'status', '--json').returncode == 1
     assert camvirt(env, 'status', '--all').returncode == 1
 

@@ -242,3 +242,18 @@ def test_unit_starts_serves_restarts_and_stops_under_systemd(system):
     assert 'cannot connect to libvirt at ' + LIBVIRT_URI in journal, journal
     assert 'reconnected to libvirt at ' + LIBVIRT_URI in journal, journal
     assert 'status=9/KILL' in journal, journal
+
+    # A config enabled on the wrong host (its address is not this machine's): camvirtd exits 78 and the
+    # unit gives up at once instead of restarting it every RestartSec forever.
+    wrong = 'camvirtd@wrong.service'
+    container.write('/etc/camvirtd/registry.d/wrong.json', json.dumps({
+        'machines': {'Elsewhere': '192.0.2.1'},  # TEST-NET-1: never this host
+        'daemons': {'wrong_camvirt': {'object_id': 'wrong', 'host': 'Elsewhere', 'port': 9999}}}))
+    container.write('/etc/camvirtd/wrong.json', json.dumps(dict(world.config, daemon='wrong_camvirt',
+                                                                 libvirt_uri=LIBVIRT_URI)))
+    assert container.systemctl('start', wrong, check=False, timeout=60).returncode != 0
+    assert wait_until(lambda: container.show(wrong, 'ActiveState') == 'failed', 15)
+    assert (container.show(wrong, 'ExecMainStatus'), container.show(wrong, 'NRestarts')) == ('78', '0')
+    assert container.show(wrong, 'SubState') == 'failed'  # not 'auto-restart'
+    journal = container.run('journalctl', '--no-pager', '-o', 'cat', '-u', wrong).stdout
+    assert 'that address is not on this host' in journal, journal
