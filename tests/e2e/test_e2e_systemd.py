@@ -67,6 +67,12 @@ def write_etc(dest, world):
         json.dump(dict(world.config, libvirt_uri=LIBVIRT_URI), f)
     with open(os.path.join(etc, 'registry.d', 'test.json'), 'w') as f:
         json.dump({'daemons': world.daemons, 'machines': {'LocalHost': '127.0.0.1'}}, f)
+    # A config enabled on the wrong host: its address is not this machine's.
+    with open(os.path.join(etc, 'registry.d', 'wrong.json'), 'w') as f:
+        json.dump({'machines': {'Elsewhere': '192.0.2.1'},  # TEST-NET-1: never this host
+                   'daemons': {'wrong_camvirt': {'object_id': 'wrong', 'host': 'Elsewhere', 'port': 9999}}}, f)
+    with open(os.path.join(etc, 'wrong.json'), 'w') as f:
+        json.dump(dict(world.config, daemon='wrong_camvirt', libvirt_uri=LIBVIRT_URI), f)
     return etc
 
 
@@ -246,11 +252,7 @@ def test_unit_starts_serves_restarts_and_stops_under_systemd(system):
     # A config enabled on the wrong host (its address is not this machine's): camvirtd exits 78 and the
     # unit gives up at once instead of restarting it every RestartSec forever.
     wrong = 'camvirtd@wrong.service'
-    container.write('/etc/camvirtd/registry.d/wrong.json', json.dumps({
-        'machines': {'Elsewhere': '192.0.2.1'},  # TEST-NET-1: never this host
-        'daemons': {'wrong_camvirt': {'object_id': 'wrong', 'host': 'Elsewhere', 'port': 9999}}}))
-    container.write('/etc/camvirtd/wrong.json', json.dumps(dict(world.config, daemon='wrong_camvirt',
-                                                                 libvirt_uri=LIBVIRT_URI)))
+    # (/etc/camvirtd/wrong.json and registry.d/wrong.json: see write_etc)
     assert container.systemctl('start', wrong, check=False, timeout=60).returncode != 0
     assert wait_until(lambda: container.show(wrong, 'ActiveState') == 'failed', 15)
     assert (container.show(wrong, 'ExecMainStatus'), container.show(wrong, 'NRestarts')) == ('78', '0')
