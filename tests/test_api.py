@@ -237,7 +237,7 @@ def test_a_domain_that_stops_behind_our_back_is_reported(make_world):
     stop = world.call('report_status')['domains'][1]['unexpected_stop']
     assert stop['state'] == VMState.ShutOff and stop['time'].endswith('+00:00')
     # libvirt's stop detail says how: `virsh destroy` is not a crash nor a shutdown from inside.
-    assert stop['reason'] == 'stopped unexpectedly: destroyed (powered off through libvirt)'
+    assert (stop['reason'], stop['detail']) == ('stopped unexpectedly', 'destroyed (powered off through libvirt)')
     assert world.call('report_status')['domains'][1]['stop_detail'] == 'destroyed (powered off through libvirt)'
     assert 'error: domain {} stopped unexpectedly'.format(world.domain_names[1]) in world.log.text()
     # A shutdown is expected to stop domains: no report then.

@@ -154,7 +154,8 @@ class Commands:
         stop = self.crashes.observe(name, new, time.time(), self._hypervisor.stop_detail(name))
         if stop is None:
             return
-        self._log.error('domain {} {}: it is {} while it should run'.format(name, stop['reason'], new))
+        how = ' ({})'.format(stop['detail']) if stop.get('detail') else ''
+        self._log.error('domain {} {}{}: it is {} while it should run'.format(name, stop['reason'], how, new))
         if self._config.restart_crashed:
             self._restarts.add(name)
 

@@ -55,7 +55,7 @@ class CrashWatch:
     def observe(self, name, state, now, detail=None):
         """Records a state change; the stop's record ({'state', 'time', 'reason'}) when it is an
         unexpected stop (reported once per stop), else None. `detail`: libvirt's word on how it
-        stopped ('destroyed ...'), added to the reason."""
+        stopped ('destroyed ...'), kept beside the reason."""
         with self._lock:
             unverified = name in self._unverified
             if state != VMState.Unknown:
@@ -63,8 +63,9 @@ class CrashWatch:
             if name not in self._expected or state not in VMState.STOPPED:
                 return None
             del self._expected[name]
-            reason = self._stopped_while_down if unverified else STOPPED
-            stop = {'state': state, 'time': now, 'reason': '{}: {}'.format(reason, detail) if detail else reason}
+            stop = {'state': state, 'time': now, 'reason': self._stopped_while_down if unverified else STOPPED}
+            if detail:
+                stop['detail'] = detail
             self._stops[name] = stop
         self._changed()
         return dict(stop)

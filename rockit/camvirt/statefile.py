@@ -56,7 +56,8 @@ STATE_SCHEMA = {
                   'additionalProperties': {
                       'type': 'object', 'required': ['state', 'time'],
                       'properties': {'state': {'type': 'string', 'maxLength': 32}, 'time': _TIME,
-                                     'reason': {'type': 'string', 'maxLength': 200}}}},
+                                     'reason': {'type': 'string', 'maxLength': 200},
+                                     'detail': {'type': 'string', 'maxLength': 200}}}},
         'restarts': {'type': 'array', 'items': _TIME, 'maxItems': 1000},
         # As report_status() gives it (problems as 'message', '; '-joined, or a 'problems' list), kept
         # as it was: other keys are allowed, so that a newer camvirtd's record still reads.

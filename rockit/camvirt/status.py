@@ -88,7 +88,7 @@ class Status:
             'since_seen': seen,
             'stop_detail': status.detail if status.state in VMState.STOPPED else None,
             'unexpected_stop': {'state': stop['state'], 'time': utc_iso(stop['time']),
-                                'reason': stop.get('reason', STOPPED)} if stop else None,
+                                'reason': stop.get('reason', STOPPED), 'detail': stop.get('detail')} if stop else None,
             'cameras': [dict(camera_entry(c, camera_statuses[c.id]), reason=self._camera_reason(c, status.state,
                                                                                                  camera_statuses[c.id]))
                         for c in self._config.domains[name]],

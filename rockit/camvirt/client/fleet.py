@@ -65,7 +65,9 @@ class HostView:
 
     def as_json(self):
         if self.word:
-            return [{'host': self.name, 'problem': '{}: {}'.format(self.word, self.reason), 'counted': self.counted}]
+            row = dict.fromkeys(FLEET_KEYS, '')  # every key a row has, for readers of either kind
+            row.update(host=self.name, problem='{}: {}'.format(self.word, self.reason), counted=self.counted)
+            return [row]
         return [dict(zip(FLEET_KEYS, cells), counted=self.counted) for cells, _ in self.rows]
 
 

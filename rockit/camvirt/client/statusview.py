@@ -65,7 +65,9 @@ def domain_problem(domain, busy, meant_to_run):
     if state in BROKEN_VM_STATES:
         return 'domain {} is {}{}'.format(name, state, detail)
     if stop and state not in VMState.UP:
-        return 'domain {} should run but is {} ({})'.format(name, state, stop.get('reason') or 'stopped unexpectedly')
+        how = ': {}'.format(stop['detail']) if stop.get('detail') else ''
+        return 'domain {} should run but is {} ({}{})'.format(name, state, stop.get('reason') or 'stopped unexpectedly',
+                                                             how)
     if not busy and name in meant_to_run and state not in VMState.UP and state != VMState.Unknown:
         return 'domain {} should run but is {}{}'.format(name, state, detail)
     return None
@@ -194,9 +196,9 @@ def status_renderables(status, now=None):
     for domain in status.get('domains', []):
         stop = domain.get('unexpected_stop')
         if stop:
-            out.append(styled('domain {} {} at {} ({})'.format(
+            out.append(styled('domain {} {} at {} ({}{})'.format(
                 domain['name'], stop.get('reason') or 'stopped unexpectedly', local_with_age(stop.get('time'), now),
-                stop.get('state')), ATTENTION))
+                stop.get('state'), ': {}'.format(stop['detail']) if stop.get('detail') else ''), ATTENTION))
     out += last_command_lines(status.get('last_command'), now)
     out += last_failed_lines(status, now)
     reasons = needs_attention(status)
