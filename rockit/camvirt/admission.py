@@ -8,6 +8,7 @@ import time
 from .addresses import ControlMachines
 from .constants import CommandStatus
 from .logtext import quote
+from .times import utc_iso
 
 # The caller of a command that camvirtd starts itself (restarting a crashed domain).
 CAMVIRTD_ITSELF = None
@@ -79,7 +80,9 @@ class Admission:
         if not acquired:
             running = self._running  # may be None for an instant while the holder starts or ends
             raise Refusal(CommandStatus.Blocked, name, caller,
-                          '{} is running'.format(running.name if running else 'another command'))
+                          '{} is running'.format(running.name if running else 'another command'),
+                          'started {} by {}'.format(utc_iso(running.started), describe_caller(running.caller))
+                          if running else '')
         self._running = Command(name, domains, caller)
         return self._running
 
