@@ -3,6 +3,7 @@
 import argparse
 import os
 import sys
+import textwrap
 
 from rockit.camvirt import __version__
 from rockit.camvirt.client.configfind import ClientError, load_client_config
@@ -49,9 +50,19 @@ FILES = [
 ]
 
 
+HELP_WIDTH = 79  # the epilog fits an 80-column terminal
+
+
 def _labelled(rows, indent):
+    """'label  text' rows with the text wrapped under itself; labels too long for a column get their
+    text on the lines under them."""
     width = max(len(label) for label, _ in rows)
-    return ['{}{:<{}}  {}'.format(indent, label, width, text) for label, text in rows]
+    if width > 24:
+        return [line for label, text in rows for line in [indent + label] + textwrap.wrap(
+            text, HELP_WIDTH, initial_indent=indent + '    ', subsequent_indent=indent + '    ')]
+    hang = indent + ' ' * (width + 2)
+    return [line for label, text in rows for line in textwrap.wrap(
+        text, HELP_WIDTH, initial_indent='{}{:<{}}  '.format(indent, label, width), subsequent_indent=hang)]
 
 
 def epilog(*kinds):
