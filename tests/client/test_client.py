@@ -158,6 +158,10 @@ def test_help_labels_exit_codes_and_names_environment_and_files():
     text = subprocess.run([CAMVIRT, 'init', '--help'], capture_output=True, text=True, timeout=60).stdout
     assert '    2    another command is running' in text and '    101  camvirtd cannot be reached' in text
     assert '\nENVIRONMENT\n  CAMVIRTD_CONFIG_PATH' in text and '/etc/camvirtd/registry.d/*.json' in text
+    for command in ([], ['init'], ['status'], ['history'], ['config']):
+        text = subprocess.run([CAMVIRT] + command + ['--help'], env=dict(os.environ, COLUMNS='80'),
+                              capture_output=True, text=True, timeout=60).stdout
+        assert all(len(line) <= 80 for line in text.splitlines()), text
 
 
 def unreachable_env(tmp_path, port):
