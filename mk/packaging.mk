@@ -44,9 +44,8 @@ install:
 	install -D -m 0644 packaging/camvirtd.polkit.rules $(DESTDIR)/usr/share/polkit-1/rules.d/50-camvirtd.rules
 	install -D -m 0644 completion/camvirt $(DESTDIR)/etc/bash_completion.d/camvirt
 	install -d $(DESTDIR)$(SITELIB)/rockit/camvirt/data $(DESTDIR)/etc/camvirtd
-	install -m 0644 rockit/camvirt/*.py $(DESTDIR)$(SITELIB)/rockit/camvirt/
-	install -d $(DESTDIR)$(SITELIB)/rockit/camvirt/client
-	install -m 0644 rockit/camvirt/client/*.py $(DESTDIR)$(SITELIB)/rockit/camvirt/client/
+	cd rockit/camvirt && find . -name '*.py' -not -path '*/__pycache__/*' \
+		-exec install -D -m 0644 {} $(DESTDIR)$(SITELIB)/rockit/camvirt/{} ';'
 	echo "VERSION = '$(VERSION)'" > $(DESTDIR)$(SITELIB)/rockit/camvirt/_version.py
 	install -m 0644 rockit/camvirt/data/*.json $(DESTDIR)$(SITELIB)/rockit/camvirt/data/
 	$(if $(CONFIG),install -m 0644 config/$(CONFIG).json $(DESTDIR)/etc/camvirtd/)

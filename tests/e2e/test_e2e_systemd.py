@@ -19,8 +19,8 @@ import uuid
 import libvirt
 import pytest
 
-from rockit.camvirt.hypervisor import start_event_loop
-from rockit.camvirt.registry import DaemonAddress
+from rockit.camvirt.virt.hypervisor import start_event_loop
+from rockit.camvirt.shared.registry import DaemonAddress
 from testworld.sandbox import SimulatedGuests
 from testworld.simcamd import ANSWERS
 

@@ -4,8 +4,8 @@ whose camvirtd@ unit is enabled on this host."""
 import glob
 import os
 
-from rockit.camvirt.config import ConfigError, load_config
-from rockit.camvirt.registry import Registry, RegistryError, load_registry
+from rockit.camvirt.shared.config import ConfigError, load_config
+from rockit.camvirt.shared.registry import Registry, RegistryError, load_registry
 
 CONFIG_DIR = '/etc/camvirtd'
 CONFIG_ENV = 'CAMVIRTD_CONFIG_PATH'

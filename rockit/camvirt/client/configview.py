@@ -5,8 +5,8 @@ import sys
 
 from rockit.camvirt.client.daemoncall import call_daemon
 from rockit.camvirt.client.devicequery import config_devices
-from rockit.camvirt.hostdevs import entry_text
-from rockit.camvirt.statefile import SYSTEM_STATE_DIR, state_path
+from rockit.camvirt.shared.hostdevs import entry_text
+from rockit.camvirt.daemon.statefile import SYSTEM_STATE_DIR, state_path
 
 CONFIG_DEVICES_TIMEOUT = 3  # `camvirt config` asks camvirtd for devices, briefly
 

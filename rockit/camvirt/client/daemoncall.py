@@ -5,7 +5,7 @@ import sys
 import Pyro4
 
 from rockit.camvirt.client.reach import EXIT_UNREACHABLE, unreachable_lines
-from rockit.camvirt.constants import CommandStatus
+from rockit.camvirt.shared.constants import CommandStatus
 
 STATUS_TIMEOUT = 10
 # initialize() and shutdown() block for up to their timeout; the proxy waits this much longer.

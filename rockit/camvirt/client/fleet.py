@@ -16,9 +16,9 @@ from rockit.camvirt.client.reach import short_reason
 from rockit.camvirt.client.statusview import (ATTENTION, EXIT_NEEDS_ATTENTION, domains_meant_to_run, camera_style,
                                               needs_attention, styled, vm_style)
 from rockit.camvirt.client.terminal import Output
-from rockit.camvirt.config import ConfigError, load_config
-from rockit.camvirt.hostdevs import absent_summary
-from rockit.camvirt.registry import RegistryError, load_registry
+from rockit.camvirt.shared.config import ConfigError, load_config
+from rockit.camvirt.shared.hostdevs import absent_summary
+from rockit.camvirt.shared.registry import RegistryError, load_registry
 
 # Configs shown at most (an observatory has a handful), queried this many at once.
 MAX_FLEET = 64

@@ -9,8 +9,8 @@ from rockit.camvirt.client.daemoncall import STATUS_TIMEOUT, call_daemon, print_
 from rockit.camvirt.client.reach import EXIT_UNREACHABLE
 from rockit.camvirt.client.statusview import ATTENTION, HEALTHY, command_problems, styled, zone_name
 from rockit.camvirt.client.terminal import Output, escape
-from rockit.camvirt.constants import CommandStatus
-from rockit.camvirt.times import local_with_age
+from rockit.camvirt.shared.constants import CommandStatus
+from rockit.camvirt.shared.times import local_with_age
 
 # camvirt history exits 1 when the newest command failed (as camvirt status counts it).
 EXIT_LAST_FAILED = 1

@@ -13,8 +13,8 @@ from rockit.camvirt.client.reach import EXIT_UNREACHABLE, NotCamvirtd, check_sta
 from rockit.camvirt.client.statusview import command_problems, running_text, status_exit, status_renderables
 from rockit.camvirt.client.terminal import Output, escape
 from rockit.camvirt.client.watch import watch_lines, watch_live
-from rockit.camvirt.constants import CommandStatus, VMState
-from rockit.camvirt.hostdevs import waiting_text
+from rockit.camvirt.shared.constants import CommandStatus, VMState
+from rockit.camvirt.shared.hostdevs import waiting_text
 
 
 def progress_lines(before, after):

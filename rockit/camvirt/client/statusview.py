@@ -5,10 +5,10 @@ import datetime
 
 from rich.table import Table
 
-from rockit.camvirt.constants import CommandStatus, VMState
-from rockit.camvirt.hostdevs import entry_text
+from rockit.camvirt.shared.constants import CommandStatus, VMState
+from rockit.camvirt.shared.hostdevs import entry_text
 from rockit.camvirt.client.terminal import escape
-from rockit.camvirt.times import local_with_age
+from rockit.camvirt.shared.times import local_with_age
 
 EXIT_ALL_WELL = 0
 EXIT_NEEDS_ATTENTION = 1

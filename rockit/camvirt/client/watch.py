@@ -15,7 +15,7 @@ from rich.live import Live
 from rockit.camvirt.client.reach import EXIT_UNREACHABLE, NotCamvirtd, check_status_reply, classify
 from rockit.camvirt.client.statusview import status_exit, status_renderables, summary_lines
 from rockit.camvirt.client.terminal import escape
-from rockit.camvirt.times import age_text, now_clock
+from rockit.camvirt.shared.times import age_text, now_clock
 
 INTERVAL = 1.0
 # Per call: short, so that a host that drops packets shows as unreachable within a few seconds.
