@@ -5,6 +5,7 @@ import threading
 import pytest
 
 from rockit.camvirt.daemon.admission import CAMVIRTD_ITSELF, Admission, Refusal, select_domains
+from rockit.camvirt.shared.times import utc_iso
 from rockit.camvirt.shared.constants import CommandStatus
 
 
@@ -55,8 +56,10 @@ def test_one_command_at_a_time_and_its_domains_are_busy():
     admission = Admission(Config)
     command = admission.admit('initialize', ['cam2'], '10.2.6.160')
     assert admission.running is command and admission.busy_domains() == {'cam2'}
-    assert refusal(admission, 'shutdown', ['cam1'], '10.2.6.160') == (
-        CommandStatus.Blocked, 'refused shutdown from 10.2.6.160: initialize is running')
+    code, line = refusal(admission, 'shutdown', ['cam1'], '10.2.6.160')
+    # Which command, since when and whose: the log says what the wire's code 2 cannot.
+    assert code == CommandStatus.Blocked and line == 'refused shutdown from 10.2.6.160: initialize is running: ' \
+        'started {} by 10.2.6.160'.format(utc_iso(command.started))
     admission.release(command)
     assert admission.running is None and admission.busy_domains() == frozenset()
 

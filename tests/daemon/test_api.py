@@ -43,16 +43,25 @@ def test_initialize_fails_after_timeout_when_a_camd_never_appears(make_world):
     assert world.call('initialize') == CommandStatus.Failed
     assert libvirt_states(world) == [True, True]
     log = world.log.text()
-    assert 'camera c2a (camd_c2a at 127.0.0.1:' in log and 'did not answer within 1 s' in log
+    assert 'camera c2a (camd_c2a at 127.0.0.1:' in log and 'did not answer within 1 s (last try: cannot be ' \
+        'reached: Connection refused)' in log
+    assert world.call('report_status')['domains'][1]['cameras'][0]['reason'].endswith(
+        'cannot be reached: Connection refused')
     assert 'c1a' not in log.split('initialize failed')[0].split('requested')[-1]
-    last = world.call('report_status')['last_command']
+    report = world.call('report_status')
+    last = report['last_command']
     assert last['status'] == CommandStatus.Failed and [p for p in last['problems'] if 'c2a' in p]
+    # Both VMs run at its end, so both are expected to run: crash watch notices if either stops.
+    assert report['should_run'] == world.domain_names
+    # Kept with who asked (the registry's name for the address), when, for how long; status points at it.
+    assert last['caller'] == 'LocalHost at 127.0.0.1' and last['duration'] >= 1 and last['started'] <= last['time']
+    assert world.call('report_history') == [last] and report['last_failed'] == last
 
 
 def test_initialize_fails_naming_a_hung_camd(make_world):
     world = make_world(domains=2, behaviours={'c1a': HUNG}, initialize_timeout=1)
     assert world.call('initialize') == CommandStatus.Failed
-    assert 'camera c1a' in world.log.text()
+    assert 'camera c1a' in world.log.text() and '(last try: did not answer within' in world.log.text()
     assert world.call('report_camera_status', 'c2a')['vm_active'] is True
 
 
@@ -87,6 +96,9 @@ def test_a_command_while_another_runs_is_blocked(make_world):
     first = threading.Thread(target=lambda: results.append(world.call('initialize')))
     first.start()
     assert wait_until(lambda: world.call('report_status')['command'] == 'initialize')
+    running = world.call('report_status')['running_command']
+    assert (running['name'], running['caller']) == ('initialize', 'LocalHost at 127.0.0.1')
+    assert running['started'] < running['until']  # until when at the latest: started + initialize_timeout
     assert world.call('shutdown') == CommandStatus.Blocked
     assert world.call('initialize') == CommandStatus.Blocked
     # While a command runs the dashboard is told the camera is offline.
@@ -290,6 +302,9 @@ def test_a_domain_that_stops_behind_our_back_is_reported(make_world):
     assert wait_until(lambda: world.call('report_status')['domains'][1]['unexpected_stop'] is not None)
     stop = world.call('report_status')['domains'][1]['unexpected_stop']
     assert stop['state'] == VMState.ShutOff and stop['time'].endswith('+00:00')
+    # libvirt's stop detail says how: `virsh destroy` is not a crash nor a shutdown from inside.
+    assert (stop['reason'], stop['detail']) == ('stopped unexpectedly', 'destroyed (powered off through libvirt)')
+    assert world.call('report_status')['domains'][1]['stop_detail'] == 'destroyed (powered off through libvirt)'
     assert 'error: domain {} stopped unexpectedly'.format(world.domain_names[1]) in world.log.text()
     # A shutdown is expected to stop domains: no report then.
     assert world.call('shutdown', [world.domain_names[0]]) == CommandStatus.Succeeded

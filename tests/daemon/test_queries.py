@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from rockit.camvirt.daemon.queries import CAMD_ANSWERS, camera_entry, plain
+from rockit.camvirt.virt.domains import DomainStatus
+from rockit.camvirt.daemon.queries import CAMD_ANSWERS, began, camera_entry, plain
 
 
 class Camera:
@@ -32,3 +33,13 @@ def test_plain_makes_any_reply_json_data():
     assert value['ok'] == [1, 'a', None, 2.5]
     assert value['(1, 2)'] == '{1, 2}' and value['nan'] == 'nan'
     json.dumps(value, allow_nan=False)
+
+
+def test_since_is_when_the_state_began_else_marked_seen():
+    # An event told when it began: that time, not marked.
+    assert began(DomainStatus('running', 500.0, False), 100.0) == (500.0, False)
+    # Found running at camvirtd's first look (t=500), expected to run since an initialize at t=100:
+    # it has run since then at least (the state file knows it).
+    assert began(DomainStatus('running', 500.0, True), 100.0) == (100.0, False)
+    # Found shut off at the first look: since when is unknown, so it is marked as seen.
+    assert began(DomainStatus('shut off', 500.0, True), None) == (500.0, True)

@@ -1,5 +1,6 @@
 """The camvirtd process's plumbing: stopping on a signal whichever thread the kernel hands it to."""
 
+import json
 import os
 import signal
 import subprocess
@@ -9,6 +10,7 @@ import textwrap
 import pytest
 
 from testworld.support import REPO
+from rockit.camvirt.daemon import service
 
 # A process whose main thread waits on a StopRequest while it blocks SIGTERM itself, so that the
 # kernel must deliver SIGTERM to its other thread: the case that left an Event.wait() asleep.
@@ -50,7 +52,28 @@ def test_a_state_file_that_would_be_the_config_itself_is_refused(tmp_path):
     config.write_text(open(os.path.join(REPO, 'config', 'superwasp_das1.json')).read())
     result = subprocess.run([os.path.join(REPO, 'camvirtd'), str(config), '--state-dir', str(tmp_path)],
                             env=dict(os.environ, CAMVIRTD_REGISTRY=''), capture_output=True, text=True, timeout=60)
-    assert result.returncode == 1
+    assert result.returncode == 78  # EXIT_BAD_CONFIG: the unit does not restart it
     assert result.stderr.strip() == 'camvirtd: {}: the state file would overwrite the config; give another ' \
         '--state-dir'.format(config)
     assert config.read_text() == open(os.path.join(REPO, 'config', 'superwasp_das1.json')).read()
+
+
+def test_an_address_not_on_this_host_exits_with_the_status_the_unit_does_not_restart(tmp_path):
+    registry = tmp_path / 'registry.json'
+    registry.write_text(json.dumps({'machines': {'Elsewhere': '192.0.2.1'},  # TEST-NET-1: never this host
+                                    'daemons': {'far': {'object_id': 'far', 'host': 'Elsewhere', 'port': 9999}}}))
+    config = tmp_path / 'far.json'
+    config.write_text(json.dumps({'daemon': 'far', 'log_name': 'x', 'control_machines': ['Elsewhere'],
+                                  'initialize_timeout': 5, 'shutdown_timeout': 5, 'domains': {'cam1': {'cam1': 'far'}},
+                                  'log_daemon': 'far'}))
+    result = subprocess.run([os.path.join(REPO, 'camvirtd'), str(config), '--state-dir', str(tmp_path / 'state')],
+                            env=dict(os.environ, CAMVIRTD_REGISTRY=str(registry)), capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == service.EXIT_BAD_CONFIG, result.stderr
+    assert 'that address is not on this host' in result.stderr and 'Traceback' not in result.stderr
+
+
+def test_the_unit_does_not_restart_a_config_that_cannot_work_and_has_a_start_limit():
+    unit = open(os.path.join(REPO, 'camvirtd@.service')).read().splitlines()
+    assert 'RestartPreventExitStatus={}'.format(service.EXIT_BAD_CONFIG) in unit
+    assert 'StartLimitBurst=10' in unit and 'StartLimitIntervalSec=300' in unit

@@ -8,9 +8,9 @@ import time
 import pytest
 from testworld.support import ListLog
 
+from rockit.camvirt.daemon import statefile
 from rockit.camvirt.shared.constants import CommandStatus, VMState
 from rockit.camvirt.daemon.crashwatch import STOPPED_WHILE_DOWN, CrashWatch
-from rockit.camvirt.daemon import statefile
 from rockit.camvirt.daemon.statefile import (INTERRUPTED, SYSTEM_STATE_DIR, DaemonMemory, StateFileError, read_state,
                                       state_folder, state_path, write_atomically)
 
@@ -205,3 +205,55 @@ def test_a_symlink_planted_at_a_temporary_name_is_never_written_through(tmp_path
     monkeypatch.setattr(statefile, 'temporary_suffix', lambda: next(names, 'fresh'))
     write_atomically(str(folder / 'x.json'), 'state')
     assert victim.read_text() == 'secret' and (folder / 'x.json').read_text() == 'state'
+# A state file as the camvirtd before the command history wrote it (format 1, no 'history'): what an
+# RPM upgrade finds in /var/lib/camvirtd.
+OLDER_FILE = {
+    'format': 1, 'daemon': DAEMON, 'config': '/etc/camvirtd/das1.json', 'written': '2026-11-30T21:01:00+00:00',
+    'boot_id': None, 'command': None,
+    'expected': {'cam1': 1764536460.0, 'cam2': 1764536460.0},
+    'stops': {}, 'restarts': [],
+    'last_command': {'name': 'initialize', 'domains': ['cam1', 'cam2'], 'status': 0, 'problems': [],
+                     'time': '2026-11-30T21:01:00+00:00'},
+}
+
+
+def test_a_newer_camvirtd_reads_an_older_file_and_keeps_what_it_remembered(tmp_path):
+    path = tmp_path / 'das1.json'
+    path.write_text(json.dumps(OLDER_FILE))
+    watch = CrashWatch(3)
+    kept = memory(tmp_path)
+    assert kept.restore(watch, DOMAINS, now=1764540000.0) == OLDER_FILE['last_command']
+    assert sorted(watch.expected_running()) == DOMAINS  # which VMs should run survives the upgrade
+    assert kept.history() == [OLDER_FILE['last_command']]  # the last command starts the history
+    written = json.loads(path.read_text())
+    assert written['expected'] == OLDER_FILE['expected'] and written['history'] == [OLDER_FILE['last_command']]
+
+
+def test_an_older_camvirtd_reads_a_newer_file(tmp_path):
+    """Keys are only added: the older reader's schema (kept here as it was) accepts what this one writes."""
+    kept = memory(tmp_path)
+    kept.restore(CrashWatch(3), DOMAINS, now=1000.0)
+    kept.command_started('initialize', DOMAINS, 'STINGTCS at 10.2.6.160', now=1000.0)
+    kept.command_finished({'name': 'initialize', 'domains': DOMAINS, 'status': 1, 'problems': ['x'], 'time': 'T',
+                           'caller': 'STINGTCS at 10.2.6.160', 'started': 'S', 'duration': 12.5})
+    data = json.loads((tmp_path / 'das1.json').read_text())
+    older_schema = json.loads(json.dumps(statefile.STATE_SCHEMA))
+    del older_schema['properties']['history']
+    assert statefile.schema_problems(statefile.jsonschema.Draft7Validator(older_schema), data) == []
+
+
+def test_the_history_keeps_the_last_commands_with_caller_start_and_duration(tmp_path):
+    kept = memory(tmp_path)
+    kept.restore(CrashWatch(3), DOMAINS, now=1000.0)
+    for i in range(statefile.HISTORY_SIZE + 5):
+        kept.command_started('shutdown', ['cam1'], 'STINGTCS at 10.2.6.160', now=1000.0 + i)
+        kept.command_finished({'name': 'shutdown', 'domains': ['cam1'], 'status': 0, 'problems': [], 'time': str(i),
+                               'caller': 'STINGTCS at 10.2.6.160', 'started': str(i), 'duration': 1.5})
+    kept.command_started('initialize', DOMAINS, '10.2.6.99', now=2000.0)
+    # camvirtd dies here: the command cut off is the newest entry after the restart.
+    again = memory(tmp_path)
+    again.restore(CrashWatch(3), DOMAINS, now=2001.0)
+    history = again.history()
+    assert len(history) == statefile.HISTORY_SIZE
+    assert history[0]['time'] == '6' and history[-2]['time'] == str(statefile.HISTORY_SIZE + 4)
+    assert history[-1]['interrupted'] and history[-1]['caller'] == '10.2.6.99'

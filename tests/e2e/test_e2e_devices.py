@@ -31,7 +31,8 @@ def absent_device_init(world, camera, domain):
     lines = result.stdout.splitlines()
     assert any(line.endswith('{}: VM shut off; waiting for USB device 03c3:2600; camera {} OFFLINE'.format(
         domain, camera)) for line in lines), lines
-    summary = lines[lines.index('command failed') + 1:]
+    failed = next(i for i, line in enumerate(lines) if line.startswith('command failed in '))
+    summary = lines[failed + 1:]
     assert summary == [ABSENT_LINE.format(camera=camera, domain=domain)]
     return result
 

@@ -236,5 +236,5 @@ def test_a_dual_stack_listener_knows_control_machines_by_address(make_process_wo
     finally:
         sock.close()
     # Callers are named by their IPv4 address, not as ::ffff:127.0.0.x.
-    assert world.camvirtd.out.wait_for(r'initialize \(cam1\) requested by 127\.0\.0\.1$', 5)
+    assert world.camvirtd.out.wait_for(r'initialize \(cam1\) requested by LocalHost at 127\.0\.0\.1$', 5)
     assert world.camvirtd.out.wait_for(r'refused initialize from 127\.0\.0\.2: not a control machine', 5)

@@ -34,7 +34,8 @@ def test_after_a_kill_and_restart_a_destroyed_vm_is_an_unexpected_stop(make_proc
     line = world.camvirtd.out.wait_for(r'ERROR: domain cam1 stopped unexpectedly', 10)
     assert line, world.camvirtd.describe()
     stop = unexpected_stop(world, 'cam1')
-    assert stop and stop['state'] == 'shut off' and stop['reason'] == 'stopped unexpectedly'
+    assert stop and stop['state'] == 'shut off'
+    assert stop['reason'] == 'stopped unexpectedly' and stop['detail'] == 'destroyed (powered off through libvirt)'
     last = world.status()['last_command']  # the command before the kill
     assert (last['name'], last['status'], last['domains']) == ('initialize', 0, ['cam1', 'cam2'])
     assert 'domain cam1 stopped unexpectedly' in world.camvirt('status').stdout
@@ -71,7 +72,9 @@ def test_a_vm_destroyed_while_camvirtd_is_down_is_reported_at_start(make_process
         assert unexpected_stop(world, 'cam1') is None  # cleared by the successful restart
     else:
         stop = unexpected_stop(world, 'cam1')
-        assert stop['reason'] == 'stopped while camvirtd was not running' and stop['state'] == 'shut off'
+        assert stop['state'] == 'shut off'
+        assert stop['reason'] == 'stopped while camvirtd was not running'
+        assert stop['detail'] == 'destroyed (powered off through libvirt)'
         assert domain_states(world.status()) == {'cam1': 'shut off', 'cam2': 'running'}
         kill_camvirtd(world)  # the stop itself is remembered too
         world.start_camvirtd()

@@ -67,6 +67,12 @@ def write_etc(dest, world):
         json.dump(dict(world.config, libvirt_uri=LIBVIRT_URI), f)
     with open(os.path.join(etc, 'registry.d', 'test.json'), 'w') as f:
         json.dump({'daemons': world.daemons, 'machines': {'LocalHost': '127.0.0.1'}}, f)
+    # A config enabled on the wrong host: its address is not this machine's.
+    with open(os.path.join(etc, 'registry.d', 'wrong.json'), 'w') as f:
+        json.dump({'machines': {'Elsewhere': '192.0.2.1'},  # TEST-NET-1: never this host
+                   'daemons': {'wrong_camvirt': {'object_id': 'wrong', 'host': 'Elsewhere', 'port': 9999}}}, f)
+    with open(os.path.join(etc, 'wrong.json'), 'w') as f:
+        json.dump(dict(world.config, daemon='wrong_camvirt', libvirt_uri=LIBVIRT_URI), f)
     return etc
 
 
@@ -242,3 +248,14 @@ def test_unit_starts_serves_restarts_and_stops_under_systemd(system):
     assert 'cannot connect to libvirt at ' + LIBVIRT_URI in journal, journal
     assert 'reconnected to libvirt at ' + LIBVIRT_URI in journal, journal
     assert 'status=9/KILL' in journal, journal
+
+    # A config enabled on the wrong host (its address is not this machine's): camvirtd exits 78 and the
+    # unit gives up at once instead of restarting it every RestartSec forever.
+    wrong = 'camvirtd@wrong.service'
+    # (/etc/camvirtd/wrong.json and registry.d/wrong.json: see write_etc)
+    assert container.systemctl('start', wrong, check=False, timeout=60).returncode != 0
+    assert wait_until(lambda: container.show(wrong, 'ActiveState') == 'failed', 15)
+    assert (container.show(wrong, 'ExecMainStatus'), container.show(wrong, 'NRestarts')) == ('78', '0')
+    assert container.show(wrong, 'SubState') == 'failed'  # not 'auto-restart'
+    journal = container.run('journalctl', '--no-pager', '-o', 'cat', '-u', wrong).stdout
+    assert 'that address is not on this host' in journal, journal

@@ -74,7 +74,7 @@ def test_the_fleet_view_marks_an_unreachable_host_and_shows_every_other_row(make
 
     rows = world.fleet()
     das2 = [row for row in rows if row['host'] == 'das2']
-    assert len(das2) == 1 and das2[0]['domain'].startswith('unreachable (198.18.0.12:9013: no answer within'), rows
+    assert len(das2) == 1 and das2[0]['problem'].startswith('unreachable: 198.18.0.12:9013: no answer within'), rows
     assert fleet_rows(rows, 'das1') == {'cam1': (RUNNING, 'IDLE'), 'cam2': (RUNNING, 'IDLE')}
 
     world.set_link('das2', up=True)

@@ -66,7 +66,7 @@ def test_only_the_tcs_and_das_hosts_may_command_camvirtd(make_site):
     # The TCS host is: opsd starts both hosts' VMs at once.
     assert world.opsd_results('initialize') == {'das1': SUCCEEDED, 'das2': SUCCEEDED}
     assert all_states(world) == every(RUNNING)
-    assert world.camvirtd_says('das1', r'initialize.* by 198\.18\.0\.10')
+    assert world.camvirtd_says('das1', r'initialize.* by (\S+ at )?198\.18\.0\.10')
 
     assert world.opsd_results('shutdown', from_host='dashboard') == {'das1': NOT_A_CONTROL_MACHINE,
                                                                      'das2': NOT_A_CONTROL_MACHINE}
@@ -74,9 +74,9 @@ def test_only_the_tcs_and_das_hosts_may_command_camvirtd(make_site):
 
     # Each DAS host may command the other.
     assert world.opsd_results('shutdown', from_host='das1', das=['das2']) == {'das2': SUCCEEDED}
-    assert world.camvirtd_says('das2', r'shutdown.* by 198\.18\.0\.11')
+    assert world.camvirtd_says('das2', r'shutdown.* by (\S+ at )?198\.18\.0\.11')
     assert world.opsd_results('shutdown', from_host='das2', das=['das1']) == {'das1': SUCCEEDED}
-    assert world.camvirtd_says('das1', r'shutdown.* by 198\.18\.0\.12')
+    assert world.camvirtd_says('das1', r'shutdown.* by (\S+ at )?198\.18\.0\.12')
     assert all_states(world) == every(OFF)
 
 

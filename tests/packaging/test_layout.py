@@ -63,7 +63,7 @@ ALLOWED = {
     'wire': {'shared', 'wire', ''},
     'daemon': {'shared', 'virt', 'wire', 'daemon', ''},
     'client': {'shared', 'client', 'virt', ''},
-    '': {'shared', 'client', 'virt', ''},  # the package root's version lookup and the flat client modules
+    '': {'shared', ''},  # the package root's version lookup
 }
 
 

@@ -2,6 +2,7 @@
 and camvirtd telling systemd when it is ready."""
 
 import glob
+import json
 import os
 import re
 import shutil
@@ -162,6 +163,7 @@ def test_site_packages_abi_and_byte_code_follow_the_target_python(el, rpms, rpms
     for source in sources:
         name = os.path.basename(source)[:-3]
         assert '{}/__pycache__/{}.{}.pyc'.format(os.path.dirname(source), name, tag) in listed, source
+    assert folder + '/client/cli.py' in sources
     assert not [p for p in listed if p.endswith('.pyc') and tag not in p]
 
 
@@ -289,20 +291,31 @@ def test_bash_completion():
     env = dict(os.environ, PATH=REPO + ':' + os.environ['PATH'],
                CAMVIRTD_REGISTRY=os.path.join(REPO, 'testworld', 'registry-local.json'),
                CAMVIRTD_CONFIG_PATH=os.path.join(REPO, 'config', 'test.json'))
-    assert complete('camvirt ', env) == ['config', 'init', 'kill', 'restart', 'status']
+    assert complete('camvirt ', env) == ['config', 'history', 'init', 'kill', 'restart', 'status']
     assert complete('camvirt st', env) == ['status']
-    assert complete('camvirt --', env) == ['--help', '--version']
+    assert complete('camvirt --', env) == ['--help', '--no-color', '--version']
+    assert complete('camvirt --no-color init c', env) == ['cam1', 'cam2']  # global flags before the command
     assert complete('camvirt init ', env) == ['--no-color', 'cam1', 'cam2']
     assert complete('camvirt kill ', env) == ['--force', '--no-color', 'cam1', 'cam2']
     assert complete('camvirt kill c', env) == ['cam1', 'cam2']
     assert complete('camvirt restart --', env) == ['--no-color']
-    assert complete('camvirt status --', env) == ['--all', '--json', '--no-color', '--watch']
+    assert complete('camvirt status --', env) == ['--all', '--installed', '--json', '--no-color', '--watch']
+    assert complete('camvirt history --', env) == ['--json', '--no-color']
     assert complete('camvirt config --', env) == ['--json', '--no-color']
+
+
+def test_domain_completion_reads_the_config_without_a_round_trip(tmp_path):
+    """No camvirtd answers here (the registry points nowhere): the names still come, quickly."""
+    folder = tmp_path / 'etc'
+    folder.mkdir()
+    (folder / 'site.json').write_text(json.dumps({'daemon': 'nowhere', 'domains': {'cmos': {}, 'swir': {}}}))
+    env = dict(os.environ, CAMVIRTD_CONFIG_PATH=str(folder / 'site.json'))
+    assert complete('camvirt init ', env) == ['--no-color', 'cmos', 'swir']
 
 
 def test_bash_completion_knows_every_flag_of_the_parser():
     import argparse
-    from rockit.camvirt.client import build_parser
+    from rockit.camvirt.client.cli import build_parser
     env = dict(os.environ, PATH=REPO + ':' + os.environ['PATH'],
                CAMVIRTD_REGISTRY=os.path.join(REPO, 'testworld', 'registry-local.json'),
                CAMVIRTD_CONFIG_PATH=os.path.join(REPO, 'config', 'test.json'))

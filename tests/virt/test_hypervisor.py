@@ -67,6 +67,7 @@ def test_follows_lifecycle_events(conn, watched):
     hypervisor, (present, absent) = watched
     assert wait_state(hypervisor, present, VMState.ShutOff)
     assert wait_state(hypervisor, absent, VMState.Missing)
+    assert hypervisor.states()[present].seen  # found so at the first look: since when is not known
     dom = conn.lookupByName(present)
     dom.create()
     assert wait_state(hypervisor, present, VMState.Running)
@@ -77,6 +78,8 @@ def test_follows_lifecycle_events(conn, watched):
     dom.resume()
     dom.destroy()
     assert wait_state(hypervisor, present, VMState.ShutOff)
+    assert hypervisor.stop_detail(present) == 'destroyed (powered off through libvirt)'
+    assert not hypervisor.states()[present].seen  # an event told when this state began
     define_test_domain(conn, absent)
     assert wait_state(hypervisor, absent, VMState.ShutOff)
     dom.undefine()
@@ -125,6 +128,7 @@ def test_unreachable_libvirt_is_reported_not_raised(tmp_path):
         assert not hypervisor.wait_connected(deadline(0.5))
         assert hypervisor.states()['x'].state == VMState.Unknown
         assert 'cannot connect to libvirt' in log.text()
+        assert 'No such file or directory' in hypervisor.last_error  # libvirt's own words, for status
         # The error is logged once, not on every retry.
         assert log.text().count('cannot connect') == 1
     finally:
@@ -137,11 +141,11 @@ def test_a_half_built_connection_is_closed_and_the_next_one_used(conn, watched, 
     _hypervisor, (present, _absent) = watched
     half_built, real_refresh = [], DomainTable._refresh
 
-    def failing_first_read(table, libvirt_conn, name):
+    def failing_first_read(table, libvirt_conn, name, seen):
         if not half_built:
             half_built.append(libvirt_conn)
             raise libvirt.libvirtError('libvirtd went away while its states were read')
-        real_refresh(table, libvirt_conn, name)
+        real_refresh(table, libvirt_conn, name, seen)
     monkeypatch.setattr(DomainTable, '_refresh', failing_first_read)
     hypervisor = Hypervisor(TEST_URI, [present], ListLog())
     hypervisor.start()

@@ -3,6 +3,7 @@ is raised as Refusal, carrying the status code the caller gets; an admitted comm
 command lock until it ends."""
 
 import threading
+import time
 
 from ..shared.addresses import ControlMachines
 from ..wire.callers import CAMVIRTD_ITSELF, UNKNOWN
@@ -10,6 +11,7 @@ from ..wire.callers import describe as describe_caller
 from ..shared.constants import CommandStatus
 from ..shared.quoting import quote
 from ..shared.errors import CamvirtError
+from ..shared.times import utc_iso
 
 
 class Refusal(CamvirtError):
@@ -29,10 +31,11 @@ class Refusal(CamvirtError):
 class Command:
     """One admitted initialize() or shutdown(): what, for which domains, for whom."""
 
-    def __init__(self, name, domains, caller):
+    def __init__(self, name, domains, caller, started=None):
         self.name = name
         self.domains = domains
         self.caller = caller
+        self.started = time.time() if started is None else started  # unix time
 
     def describe(self):
         return '{} ({})'.format(self.name, ', '.join(self.domains))
@@ -75,7 +78,9 @@ class Admission:
         if not acquired:
             running = self._running  # may be None for an instant while the holder starts or ends
             raise Refusal(CommandStatus.Blocked, name, caller,
-                          '{} is running'.format(running.name if running else 'another command'))
+                          '{} is running'.format(running.name if running else 'another command'),
+                          'started {} by {}'.format(utc_iso(running.started), describe_caller(running.caller))
+                          if running else '')
         self._running = Command(name, domains, caller)
         return self._running
 

@@ -3,6 +3,7 @@ over at once to the command path (commands.py) or the queries (status.py).
 
   initialize(domains=None) -> CommandStatus     shutdown(domains=None, force=None) -> CommandStatus
   report_camera_status(camera_id) -> dict       report_status() -> dict (for camvirt status)
+  report_history() -> list (for camvirt history)
 """
 
 import Pyro4
@@ -74,6 +75,12 @@ class CamvirtAPI:
     def report_status(self):
         """Every domain's state since when, every camera's status, the running and last command."""
         return self._status.report()
+
+    @Pyro4.expose
+    def report_history(self):
+        """The commands camvirtd remembers (its state file's), oldest first: caller, start, duration,
+        result and problems of each."""
+        return self._status.history()
 
     def _forget_stale_connections(self, name, _old, _new):
         """The one place kept camd connections are dropped: a domain whose state changed has a camd

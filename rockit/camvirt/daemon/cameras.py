@@ -89,7 +89,7 @@ class CamdCaller:
                     self._thread.start()
                 self._cond.notify_all()
         if not call.done.wait(max(0.0, wait)):
-            return Answer(problem='did not answer within {:g} s'.format(wait), timed_out=True)
+            return Answer(problem='did not answer within {:g} s'.format(round(wait, 1)), timed_out=True)
         return Answer(call.status, call.problem)
 
     def _serve(self):
@@ -157,6 +157,7 @@ class CameraProbe:
 
     def __init__(self, timeout):
         self.timeout = timeout
+        self._failures = {}  # uri -> why its last call failed (cleared when it answers)
         self._lock = threading.Lock()
         self._callers = {}  # uri -> CamdCaller
         self._closed = False
@@ -172,7 +173,18 @@ class CameraProbe:
 
     def ask(self, address, wait=None):
         """An Answer, within `wait` seconds (default: camera_timeout)."""
-        return self._caller(address).ask(self.timeout if wait is None else wait)
+        answer = self._caller(address).ask(self.timeout if wait is None else wait)
+        with self._lock:
+            if answer.problem:
+                self._failures[address.uri] = answer.problem
+            else:
+                self._failures.pop(address.uri, None)
+        return answer
+
+    def last_failure(self, address):
+        """Why the last call to this camd failed ('did not answer within 1 s', ...), or None."""
+        with self._lock:
+            return self._failures.get(address.uri)
 
     def status(self, address, wait=None):
         """camd's report_status() dict, or None when it gives none within `wait` (camera_timeout)."""

@@ -8,7 +8,8 @@ import time
 from .admission import Admission, Refusal
 from ..wire.callers import CAMVIRTD_ITSELF
 from ..wire.callers import describe as describe_caller
-from ..shared.constants import CommandStatus
+from ..shared.addresses import normalised
+from ..shared.constants import CommandStatus, VMState
 from .crashwatch import CrashWatch, RestartQueue
 from ..wire.refusals import RefusalLog
 from .statefile import NoMemory
@@ -49,8 +50,9 @@ class Commands:
             outcome.problems += self._steps.wait_for_cameras(started, deadline)
             # A VM may stop after its cameras answered (its events were the command's own until now).
             outcome.problems += self._steps.not_running(started)
-            if not outcome.problems:
-                self.crashes.expect_running(command.domains)
+            # What runs at the end is expected to run, whether or not its camd answered: crash watch
+            # then notices when it stops (a partly failed initialize must not forget what it started).
+            self.crashes.expect_running(self._running_now(command.domains))
         return outcome.status
 
     def shutdown(self, requested, force, caller):
@@ -68,6 +70,34 @@ class Commands:
                 outcome.warnings, outcome.problems = self._steps.power_off(command.domains)
         return outcome.status
 
+    def _running_now(self, names):
+        return [name for name in names if self._hypervisor.state(name) == VMState.Running]
+
+    def history(self):
+        """The commands remembered (the state file's), oldest first."""
+        return self._memory.history()
+
+    def running_detail(self):
+        """The command running now: which, for whom, since and until when at the latest; or None."""
+        running = self.admission.running
+        if running is None:
+            return None
+        config = self._config
+        longest = config.initialize_timeout if running.name == 'initialize' else \
+            config.shutdown_timeout + FORCED_POWER_OFF_TIMEOUT
+        return {'name': running.name, 'domains': list(running.domains), 'caller': self.caller_text(running.caller),
+                'started': utc_iso(running.started), 'until': utc_iso(running.started + longest)}
+
+    def caller_text(self, caller):
+        """'STINGTCS at 10.2.6.160': the control machine's name from the registry where it is one."""
+        if caller is CAMVIRTD_ITSELF:
+            return describe_caller(caller)
+        address = normalised(caller)
+        for name, ip in self._config.control_machines.items():
+            if address is not None and normalised(ip) == address:
+                return '{} at {}'.format(name, caller)
+        return caller
+
     def _refused(self, refusal):
         self._refusals.refused(describe_caller(refusal.caller), refusal.command, refusal.why, refusal.detail)
         return refusal.status
@@ -77,8 +107,9 @@ class Commands:
         """Yields the command's Outcome; on leaving, sets its status, logs it and frees the lock. An
         unexpected exception in a step becomes a problem: the caller always gets a status."""
         outcome = Outcome()
-        self._memory.command_started(command.name, command.domains, describe_caller(command.caller))
-        self._log.info('{} requested by {}'.format(command.describe(), describe_caller(command.caller)))
+        caller = self.caller_text(command.caller)
+        self._memory.command_started(command.name, command.domains, caller, command.started)
+        self._log.info('{} requested by {}'.format(command.describe(), caller))
         self._devices.refresh_quietly()  # never act on a stale view of the host's passthrough devices
         try:
             yield outcome
@@ -87,20 +118,24 @@ class Commands:
         finally:
             outcome.status = CommandStatus.Failed if outcome.problems else CommandStatus.Succeeded
             try:
-                self._finish(command, outcome)
+                self._finish(command, outcome, caller)
             finally:
                 self.admission.release(command)
             self._look_again(command.domains)
 
-    def _finish(self, command, outcome):
-        """Logs how the command ended and keeps it as the last command."""
+    def _finish(self, command, outcome, caller):
+        """Logs how the command ended and keeps it as the last command (and in the history)."""
         for warning in outcome.warnings:
             self._log.warning('{}: {}'.format(command.name, warning))
         for problem in outcome.problems:
             self._log.error('{}: {}'.format(command.name, problem))
-        self._log.info('{} {}'.format(command.describe(), 'failed' if outcome.problems else 'succeeded'))
+        ended = time.time()
+        self._log.info('{} {} in {:.1f} s'.format(command.describe(), 'failed' if outcome.problems else 'succeeded',
+                                                 ended - command.started))
         self.last_command = {'name': command.name, 'domains': command.domains, 'status': outcome.status,
-                             'problems': list(outcome.problems), 'time': utc_iso(time.time())}
+                             'problems': list(outcome.problems), 'time': utc_iso(ended), 'caller': caller,
+                             'started': utc_iso(command.started),
+                             'duration': round(max(0.0, ended - command.started), 1)}
         self._memory.command_finished(self.last_command)
 
     # --- crash awareness -------------------------------------------------------------------------
@@ -118,10 +153,11 @@ class Commands:
             self._observe(name, self._hypervisor.state(name))
 
     def _observe(self, name, new):
-        stop = self.crashes.observe(name, new, time.time())
+        stop = self.crashes.observe(name, new, time.time(), self._hypervisor.stop_detail(name))
         if stop is None:
             return
-        self._log.error('domain {} {}: it is {} while it should run'.format(name, stop['reason'], new))
+        how = ' ({})'.format(stop['detail']) if stop.get('detail') else ''
+        self._log.error('domain {} {}{}: it is {} while it should run'.format(name, stop['reason'], how, new))
         if self._config.restart_crashed:
             self._restarts.add(name)
 

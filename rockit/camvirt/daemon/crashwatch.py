@@ -52,9 +52,10 @@ class CrashWatch:
                 self._stops.pop(name, None)
         self._changed()
 
-    def observe(self, name, state, now):
+    def observe(self, name, state, now, detail=None):
         """Records a state change; the stop's record ({'state', 'time', 'reason'}) when it is an
-        unexpected stop (reported once per stop), else None."""
+        unexpected stop (reported once per stop), else None. `detail`: libvirt's word on how it
+        stopped ('destroyed ...'), kept beside the reason."""
         with self._lock:
             unverified = name in self._unverified
             if state != VMState.Unknown:
@@ -63,6 +64,8 @@ class CrashWatch:
                 return None
             del self._expected[name]
             stop = {'state': state, 'time': now, 'reason': self._stopped_while_down if unverified else STOPPED}
+            if detail:
+                stop['detail'] = detail
             self._stops[name] = stop
         self._changed()
         return dict(stop)
@@ -71,6 +74,11 @@ class CrashWatch:
         """The domains that should run now, in no particular order."""
         with self._lock:
             return list(self._expected)
+
+    def expected_since(self, name):
+        """Since when `name` should run (unix time), None when it should not."""
+        with self._lock:
+            return self._expected.get(name)
 
     def unexpected_stop(self, name):
         with self._lock:

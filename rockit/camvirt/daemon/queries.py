@@ -3,7 +3,7 @@
 import math
 
 from .arguments import is_camera_id
-from ..shared.constants import OFFLINE_CAMERA_STATUS, CameraState, VMState
+from ..shared.constants import OFFLINE_CAMERA_STATUS, CameraState, CommandStatus, VMState
 from .crashwatch import STOPPED
 from ..shared.quoting import quote
 from ..shared.times import utc_iso
@@ -55,6 +55,9 @@ class Status:
             return dict(OFFLINE_CAMERA_STATUS, vm_active=True), CAMD_NOT_ANSWERING, describe_camd(camera, answer)
         return with_vm_active(answer.status), CAMD_ANSWERS, None
 
+    def history(self):
+        return self._commands.history()
+
     def report(self):
         """Every domain's state since when, each camera's status, the running and last command. Here
         cameras are asked also while a command acts on them: its progress is what camvirt shows."""
@@ -69,24 +72,48 @@ class Status:
             'daemon': self._config.daemon_name,
             'libvirt_uri': self._hypervisor.uri,
             'libvirt_connected': self._hypervisor.connected,
+            'libvirt_error': self._hypervisor.last_error,  # libvirt's words for why it is unreachable
             'command': running.name if running else None,
+            # Which command runs, for whom, since and until when at the latest (for a refused caller).
+            'running_command': self._commands.running_detail(),
             'last_command': self._commands.last_command,
+            'last_failed': last_failed(self._commands.history()),
             # What camvirtd expects to run (after initialize, until shutdown or an unexpected stop).
             'should_run': [name for name in self._config.domains if name in should_run],
-            'domains': [self._domain_entry(name, states[name], by_id) for name in self._config.domains],
+            'domains': [self._domain_entry(name, states[name], by_id, should_run) for name in self._config.domains],
         }
 
-    def _domain_entry(self, name, status, camera_statuses):
+    def _domain_entry(self, name, status, camera_statuses, should_run):
         stop = self._commands.crashes.unexpected_stop(name)
+        since, seen = began(status, self._commands.crashes.expected_since(name) if name in should_run else None)
         return {
             'name': name,
             'state': status.state,
-            'since': utc_iso(status.since),
+            'since': utc_iso(since),
+            # True: camvirtd knows only since when it has seen this state, not when it began.
+            'since_seen': seen,
+            'stop_detail': status.detail if status.state in VMState.STOPPED else None,
             'unexpected_stop': {'state': stop['state'], 'time': utc_iso(stop['time']),
-                                'reason': stop.get('reason', STOPPED)} if stop else None,
+                                'reason': stop.get('reason', STOPPED), 'detail': stop.get('detail')} if stop else None,
             'cameras': [camera_entry(c, camera_statuses[c.id]) for c in self._config.domains[name]],
             'devices': self._devices.entries(name),  # passthrough devices and whether each is on the host
         }
+
+
+def last_failed(history):
+    """The latest command that did not succeed, or None."""
+    failed = [entry for entry in history if entry.get('status') != CommandStatus.Succeeded]
+    return failed[-1] if failed else None
+
+
+def began(status, expected_since):
+    """(when the domain's state began, whether that is only when camvirtd first saw it). A running
+    domain camvirtd has seen only since its own start ran from at least when an initialize left it
+    running (the state file remembers that)."""
+    if status.seen and status.state == VMState.Running and expected_since is not None \
+            and expected_since <= status.since:
+        return expected_since, False
+    return status.since, status.seen
 
 
 def camera_entry(camera, asked):
@@ -99,8 +126,10 @@ def camera_entry(camera, asked):
     state = status.get('state', CameraState.Disabled) if status.get('vm_active') else CameraState.Disabled
     if CameraState.label(state) == 'UNKNOWN':
         state = None
+    # 'reason' as camvirt shows it beside the row: why camd does not answer (the same words).
     return {'id': camera.id, 'daemon': camera.daemon_name, 'state': state,
-            'label': CameraState.label(state), 'status': status, 'camd': camd, 'camd_problem': problem}
+            'label': CameraState.label(state), 'status': status, 'camd': camd, 'camd_problem': problem,
+            'reason': problem}
 
 
 # How camd is, in report_status()'s camera rows ('camd'): a camd answering with {'state': 0} (camera

@@ -2,6 +2,7 @@
 and tells systemd when it is serving."""
 
 import argparse
+import errno
 import os
 import select
 import signal
@@ -18,8 +19,13 @@ from .compose import Camvirtd
 from ..shared.config import ConfigError, load_config
 from ..virt.eventloop import stop_event_loop
 from .obslog import ObservatoryLog
-from ..shared.registry import RegistryError, load_registry
+from ..shared.registry import Registry, RegistryError, load_registry
 from .statefile import DaemonMemory, state_folder, state_path
+
+# Exit status for "cannot ever start with this config" (a bad config or registry, an address that is not
+# on this host): sysexits' EX_CONFIG, which camvirtd@.service lists in RestartPreventExitStatus= so that
+# systemd stops retrying what no retry can mend. Other failures exit 1 and are retried (StartLimitBurst=).
+EXIT_BAD_CONFIG = 78
 
 
 def configure_pyro():
@@ -75,30 +81,57 @@ def notify_systemd(message):
 
 
 def load_or_exit(config_path):
-    """The config, or exit status 1 with one line per problem on stderr."""
+    """The config, or exit status EXIT_BAD_CONFIG with one line per problem on stderr (the config's and
+    the registry's together)."""
     try:
-        config = load_config(config_path, load_registry())
-    except (ConfigError, RegistryError) as e:
+        registry = load_registry()
+    except RegistryError as e:
+        print('\n'.join(e.problems + config_problems_without_registry(config_path)), file=sys.stderr)
+        sys.exit(EXIT_BAD_CONFIG)
+    try:
+        config = load_config(config_path, registry)
+    except ConfigError as e:
         print(str(e), file=sys.stderr)
-        sys.exit(1)
+        sys.exit(EXIT_BAD_CONFIG)
     for warning in config.registry.warnings:  # rockit.common entries left out (registry layering)
         print('camvirtd: warning: {}'.format(warning), file=sys.stderr)
     return config
 
 
+def config_problems_without_registry(config_path):
+    """The config's own problems (its schema's) while the registry cannot be read: all come at once."""
+    try:
+        load_config(config_path, Registry())
+    except ConfigError as e:
+        return [line for line in e.problems if 'unknown daemon name' not in line and 'unknown machine name' not in line]
+    return []
+
+
 def checked_state_path(args):
-    """The state file for this config; exit 1 when it would be the config file itself."""
+    """The state file for this config; exit EXIT_BAD_CONFIG when it would be the config file itself."""
     path = state_path(state_folder(args.state_dir), args.config)
     if os.path.realpath(path) == os.path.realpath(args.config):
         print('camvirtd: {}: the state file would overwrite the config; give another --state-dir'.format(path),
               file=sys.stderr)
-        sys.exit(1)
+        sys.exit(EXIT_BAD_CONFIG)
     return path
+
+
+def address_not_here(error):
+    """Whether listening failed because the address is not one of this host's (Errno 99): no restart
+    mends that."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno == errno.EADDRNOTAVAIL:
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog='camvirtd', description='Camera VM management daemon')
-    parser.add_argument('config', help='path to the JSON config, e.g. /etc/camvirtd/superwasp_das1.json')
+    parser.add_argument('config', help='path to the JSON config, e.g. /etc/camvirtd/sting_das1.json')
     parser.add_argument('--state-dir', metavar='DIR',
                         help='folder of the state file kept across restarts (default: $STATE_DIRECTORY, '
                              'else /var/lib/camvirtd for root, else ~/.local/state/camvirtd)')
@@ -113,9 +146,11 @@ def main(argv=None):
     try:
         camvirtd = Camvirtd(config, log, memory)
     except (OSError, Pyro4.errors.CommunicationError) as e:
-        address = config.daemon
-        print('camvirtd: cannot listen on {}:{}: {}'.format(address.host, address.port, e), file=sys.stderr)
-        sys.exit(1)
+        address, not_here = config.daemon, address_not_here(e)
+        print('camvirtd: cannot listen on {}:{}: {}{}'.format(
+            address.host, address.port, e, ': that address is not on this host (is this the right config for '
+            'this machine? camvirt config shows where the registry puts it)' if not_here else ''), file=sys.stderr)
+        sys.exit(EXIT_BAD_CONFIG if not_here else 1)
     stop = StopRequest()
     camvirtd.start()
     log.info('camvirtd serving {} for {} (libvirt {}, state in {})'.format(

@@ -1,13 +1,19 @@
 """What camvirtd remembers across its own restarts: which domains should run and since when, their
-unexpected stops, the automatic restarts of the last hour, the last command and the one running now.
+unexpected stops, the automatic restarts of the last hour, the commands of the last week or so (the
+last one first among them) and the one running now.
 
 One small JSON file per config, `<config file stem>.json` in the state folder (see state_folder()),
 rewritten atomically (temporary file, fsync, rename, fsync of the folder) at every change, so that a
 camvirtd killed at any moment leaves either the old file or the new one, never half of one. A command
 still recorded as running when camvirtd starts was cut off by camvirtd's own death: it becomes the
 last command, failed, marked interrupted.
+
+Across versions: keys are only ever added (FORMAT stays 1), and every entry allows keys it does not
+know, so that a newer camvirtd reads what an older one wrote and keeps it (an RPM upgrade must not
+forget which VMs should run), and an older one reads a newer file.
 """
 
+import collections
 import glob
 import json
 import math
@@ -24,10 +30,12 @@ from ..shared.constants import NAME_PATTERN
 from ..shared.schemawords import schema_problems
 from ..shared.times import utc_iso
 from ..shared.errors import CamvirtError
+from ..shared.statepaths import STATE_ENV, SYSTEM_STATE_DIR, state_folder, state_path  # noqa: F401
 
-STATE_ENV = 'STATE_DIRECTORY'  # what systemd's StateDirectory=camvirtd sets (/var/lib/camvirtd)
-SYSTEM_STATE_DIR = '/var/lib/camvirtd'
+LATEST_TIME = 253402300799  # 9999-12-31 23:59:59 UTC
 FORMAT = 1
+# Commands kept: a week of dusk and dawn is 14; crash restarts and commands by hand come on top.
+HISTORY_SIZE = 100
 BOOT_ID_PATH = '/proc/sys/kernel/random/boot_id'
 INTERRUPTED = 'interrupted: camvirtd stopped while it ran'
 
@@ -42,14 +50,15 @@ STATE_SCHEMA = {
         'daemon': {'type': 'string', 'maxLength': 200},
         'config': _TEXT,
         'written': _TEXT,
-        'boot_id': {'type': 'string', 'maxLength': 64},
+        'boot_id': {'type': ['string', 'null'], 'maxLength': 64},  # null where the host has none
         'expected': {'type': 'object', 'maxProperties': 64, 'propertyNames': {'pattern': NAME_PATTERN},
                      'additionalProperties': _TIME},
         'stops': {'type': 'object', 'maxProperties': 64, 'propertyNames': {'pattern': NAME_PATTERN},
                   'additionalProperties': {
                       'type': 'object', 'required': ['state', 'time'],
                       'properties': {'state': {'type': 'string', 'maxLength': 32}, 'time': _TIME,
-                                     'reason': {'type': 'string', 'maxLength': 200}}}},
+                                     'reason': {'type': 'string', 'maxLength': 200},
+                                     'detail': {'type': 'string', 'maxLength': 200}}}},
         'restarts': {'type': 'array', 'items': _TIME, 'maxItems': 1000},
         # As report_status() gives it (problems as 'message', '; '-joined, or a 'problems' list), kept
         # as it was: other keys are allowed, so that a newer camvirtd's record still reads.
@@ -58,34 +67,19 @@ STATE_SCHEMA = {
                                         'status': {'type': 'integer'}, 'message': _TEXT, 'time': _TEXT,
                                         'problems': {'type': 'array', 'items': _TEXT, 'maxItems': 100},
                                         'interrupted': {'type': 'boolean'}}},
+        # Finished commands, oldest first: last_command's entries (with caller, started, duration).
+        'history': {'type': 'array', 'maxItems': HISTORY_SIZE, 'items': {
+            'type': 'object', 'required': ['name', 'status', 'time'],
+            'properties': {'name': {'type': 'string', 'maxLength': 32}, 'domains': _DOMAINS,
+                           'status': {'type': 'integer'}, 'time': _TEXT, 'started': _TEXT,
+                           'caller': {'type': ['string', 'null'], 'maxLength': 200},
+                           'duration': {'type': 'number', 'minimum': 0, 'maximum': LATEST_TIME},
+                           'problems': {'type': 'array', 'items': _TEXT, 'maxItems': 100}}}},
         'command': {'type': ['object', 'null'], 'required': ['name', 'domains', 'started'],
                     'properties': {'name': {'type': 'string', 'maxLength': 32}, 'domains': _DOMAINS,
                                    'started': _TIME, 'caller': {'type': ['string', 'null'], 'maxLength': 100}}},
     },
 }
-
-
-def state_folder(option=None, environ=None):
-    """Where state files live: --state-dir, else $STATE_DIRECTORY (systemd's StateDirectory=; the
-    first entry when it lists several), else /var/lib/camvirtd for root (as the service, so that a
-    run by hand of the same config shares its memory) and $XDG_STATE_HOME/camvirtd (default
-    ~/.local/state/camvirtd) for anyone else."""
-    environ = os.environ if environ is None else environ
-    if option:
-        return option
-    listed = [p for p in environ.get(STATE_ENV, '').split(':') if p]
-    if listed:
-        return listed[0]
-    if os.geteuid() == 0:
-        return SYSTEM_STATE_DIR
-    base = environ.get('XDG_STATE_HOME') or os.path.join(os.path.expanduser('~'), '.local', 'state')
-    return os.path.join(base, 'camvirtd')
-
-
-def state_path(folder, config_path):
-    """<folder>/<config file stem>.json: one state file per config."""
-    stem = os.path.splitext(os.path.basename(config_path))[0]
-    return os.path.join(folder, stem + '.json')
 
 
 def boot_id():
@@ -183,7 +177,6 @@ class StateFileError(CamvirtError):
     """A state file that cannot be used; one line naming the file."""
 
 
-LATEST_TIME = 253402300799  # 9999-12-31 23:59:59 UTC
 
 
 def _finite_times(data):
@@ -225,7 +218,8 @@ def interrupted_command(command):
     problem = '{} (started {} by {})'.format(INTERRUPTED, utc_iso(command['started']),
                                             command.get('caller') or 'unknown')
     return {'name': command['name'], 'domains': command['domains'], 'status': CommandStatus.Failed,
-            'message': problem, 'problems': [problem], 'time': utc_iso(command['started']), 'interrupted': True}
+            'message': problem, 'problems': [problem], 'time': utc_iso(command['started']), 'interrupted': True,
+            'caller': command.get('caller'), 'started': utc_iso(command['started'])}
 
 
 def _plural(count, word):
@@ -246,6 +240,7 @@ class DaemonMemory:
         self._crashes = None
         self._running = None
         self._last = None
+        self._history = []
         self._write_error = None
 
     # --- start --------------------------------------------------------------------------------
@@ -284,10 +279,14 @@ class DaemonMemory:
         host_restarted = bool(data.get('boot_id')) and boot_id() not in (None, data.get('boot_id'))
         crashes.restore(expected, stops, data.get('restarts', []), now, host_restarted)
         last = data.get('last_command')
+        # A file from before the history was kept: its last command starts the history.
+        history = data['history'] if 'history' in data else [last] if last else []
         if data.get('command'):
             last = interrupted_command(data['command'])
+            history.append(last)
             self._log.error('{} ({}) was {}'.format(last['name'], ', '.join(last['domains']), last['message']))
         self._last = last
+        self._history = history[-HISTORY_SIZE:]
         self._log.info('state restored from {}: {}; {} in the last hour{}'.format(
             self.path, 'should run: ' + ', '.join(sorted(expected)) if expected else 'no domain should run',
             _plural(len(crashes.snapshot(now)['restarts']), 'automatic restart'),
@@ -315,7 +314,13 @@ class DaemonMemory:
         with self._lock:
             self._running = None
             self._last = dict(last_command)
+            self._history = (self._history + [self._last])[-HISTORY_SIZE:]
         self.save()
+
+    def history(self):
+        """The commands remembered, oldest first."""
+        with self._lock:
+            return list(self._history)
 
     def save(self):
         """Writes what is remembered now. Under the lock from snapshot to rename, so that a later
@@ -323,7 +328,7 @@ class DaemonMemory:
         with self._lock:
             data = {'format': FORMAT, 'daemon': self._daemon, 'config': self._config_path,
                     'written': utc_iso(time.time()), 'boot_id': boot_id(),
-                    'command': self._running, 'last_command': self._last}
+                    'command': self._running, 'last_command': self._last, 'history': self._history}
             if self._crashes is not None:
                 data.update(self._crashes.snapshot(time.time()))
             try:
@@ -346,9 +351,13 @@ def _to_json(data):
 
 
 class NoMemory:
-    """A camvirtd that remembers nothing across restarts (in-process tests, the benchmark)."""
+    """A camvirtd that remembers nothing across restarts (in-process tests, the benchmark): its
+    history lasts as long as the process."""
 
     path = None
+
+    def __init__(self):
+        self._history = collections.deque(maxlen=HISTORY_SIZE)
 
     def restore(self, crashes, domains, now=None):
         return None
@@ -357,7 +366,10 @@ class NoMemory:
         pass
 
     def command_finished(self, last_command):
-        pass
+        self._history.append(dict(last_command))
+
+    def history(self):
+        return list(self._history)
 
     def save(self):
         pass

@@ -86,9 +86,10 @@ class Steps:
         state = hypervisor.state(domain)
         if state != VMState.Running:
             return 'camera {}: domain {} became {} while waiting for camd'.format(camera.id, domain, state)
-        return 'camera {} ({} at {}:{}) did not answer within {} s'.format(
+        why = self._probe.last_failure(camera.address)
+        return 'camera {} ({} at {}:{}) did not answer within {} s{}'.format(
             camera.id, camera.daemon_name, camera.address.host, camera.address.port,
-            self._config.initialize_timeout)
+            self._config.initialize_timeout, ' (last try: {})'.format(why) if why else '')
 
     def not_running(self, names):
         """A problem for each domain of `names` that is no longer running."""

@@ -160,34 +160,58 @@ def schema_problems(data):
     return sorted(set(described_problems(_VALIDATOR, data)) | set(number_problems(data)))
 
 
+# Where a name the registry lacks can be added: said with every unknown name, for a new site.
+REGISTRY_HINT = ('in none of the registry layers (shipped, rockit.common, /etc/camvirtd/registry.d/*.json or '
+                 'CAMVIRTD_REGISTRY): add it in a file in /etc/camvirtd/registry.d')
+
+
+def unknown_name(kind, name):
+    return 'unknown {} name {!r} ({})'.format(kind, name, REGISTRY_HINT)
+
+
+def _text(value):
+    return isinstance(value, str)
+
+
 def registry_problems(data, registry):
-    """(key path, message) for each name the registry does not know and each camera id used twice."""
+    """(key path, message) for each name the registry does not know and each camera id used twice, in
+    whatever part of `data` has the right shape (so that they come with the schema's problems)."""
+    if not isinstance(data, dict):
+        return []
     problems = []
-    if not registry.has_daemon(data['daemon']):
-        problems.append(('daemon', 'unknown daemon name {!r}'.format(data['daemon'])))
-    if 'log_daemon' in data and not registry.has_daemon(data['log_daemon']):
-        problems.append(('log_daemon', 'unknown daemon name {!r}'.format(data['log_daemon'])))
-    for i, machine in enumerate(data['control_machines']):
-        if not registry.has_machine(machine):
-            problems.append(('control_machines.{}'.format(i), 'unknown machine name {!r}'.format(machine)))
+    if _text(data.get('daemon')) and not registry.has_daemon(data['daemon']):
+        problems.append(('daemon', unknown_name('daemon', data['daemon'])))
+    if _text(data.get('log_daemon')) and not registry.has_daemon(data['log_daemon']):
+        problems.append(('log_daemon', unknown_name('daemon', data['log_daemon'])))
+    machines = data.get('control_machines')
+    for i, machine in enumerate(machines if isinstance(machines, list) else []):
+        if _text(machine) and not registry.has_machine(machine):
+            problems.append(('control_machines.{}'.format(i), unknown_name('machine', machine)))
     first_domain = {}
-    for domain, cameras in data['domains'].items():
+    domains = data.get('domains')
+    for domain, cameras in (domains.items() if isinstance(domains, dict) else []):
+        if not isinstance(cameras, dict):
+            continue
         for camera_id, daemon_name in cameras.items():
+            if not _text(daemon_name):
+                continue
             key = 'domains.{}.{}'.format(domain, camera_id)
             if camera_id in first_domain:
                 problems.append((key, 'camera id {!r} is already used by domain {!r}'.format(
                     camera_id, first_domain[camera_id])))
             first_domain.setdefault(camera_id, domain)
             if not registry.has_daemon(daemon_name):
-                problems.append((key, 'unknown daemon name {!r}'.format(daemon_name)))
+                problems.append((key, unknown_name('daemon', daemon_name)))
     return problems
 
 
 def parse_config(data, path, registry):
-    """A Config from parsed JSON, or ConfigError with one line per problem."""
-    problems = schema_problems(data)
+    """A Config from parsed JSON, or ConfigError with one line per problem: the schema's and the
+    registry's together (a config over the size bounds stops at those)."""
+    problems = size_problems(data)
     if not problems:
-        problems = registry_problems(data, registry)
+        problems = schema_problems(data)
+        problems += [p for p in registry_problems(data, registry) if p not in problems]
     if problems:
         raise ConfigError(problem_lines(path, problems))
     return Config(path, data, registry)

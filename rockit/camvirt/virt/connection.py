@@ -73,6 +73,12 @@ class Connection:
         with self._cond:
             return self._conn
 
+    @property
+    def last_error(self):
+        """libvirt's own words for why it cannot be reached now (None while connected)."""
+        with self._cond:
+            return None if self._conn is not None else self._last_error
+
     def require(self):
         """The connection in use; HypervisorUnavailable while there is none."""
         conn = self.current()

@@ -13,7 +13,9 @@ import libvirt
 from ..shared.constants import VMState
 from .events import StateChange
 
-DomainStatus = namedtuple('DomainStatus', ['state', 'since'])
+# since: when the state began; seen: True when camvirtd only knows since when it has seen it (its first
+# look at the domain), not when it began; detail: how the domain came to be off (libvirt's stop detail).
+DomainStatus = namedtuple('DomainStatus', ['state', 'since', 'seen', 'detail'], defaults=(False, None))
 
 _STATE_NAMES = {
     libvirt.VIR_DOMAIN_NOSTATE: VMState.Unknown,
@@ -38,6 +40,45 @@ _EVENT_STATES = {
 # Events that say nothing sure about whether the domain runs: a running domain can be defined again
 # (its XML updated) or undefined (it runs on, transient). After them the state is read from libvirt.
 _DEFINITION_EVENTS = (libvirt.VIR_DOMAIN_EVENT_DEFINED, libvirt.VIR_DOMAIN_EVENT_UNDEFINED)
+
+# libvirt's word on how a domain stopped, from a STOPPED event's detail or a shut-off state's reason.
+_STOP_EVENT_DETAILS = {
+    libvirt.VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN: 'shut down from inside the guest',
+    libvirt.VIR_DOMAIN_EVENT_STOPPED_DESTROYED: 'destroyed (powered off through libvirt)',
+    libvirt.VIR_DOMAIN_EVENT_STOPPED_CRASHED: 'crashed',
+    libvirt.VIR_DOMAIN_EVENT_STOPPED_MIGRATED: 'migrated to another host',
+    libvirt.VIR_DOMAIN_EVENT_STOPPED_SAVED: 'saved to a file',
+    libvirt.VIR_DOMAIN_EVENT_STOPPED_FAILED: 'failed (its emulator ended)',
+    libvirt.VIR_DOMAIN_EVENT_STOPPED_FROM_SNAPSHOT: 'reverted to a snapshot',
+}
+_SHUTOFF_REASONS = {
+    libvirt.VIR_DOMAIN_SHUTOFF_SHUTDOWN: 'shut down from inside the guest',
+    libvirt.VIR_DOMAIN_SHUTOFF_DESTROYED: 'destroyed (powered off through libvirt)',
+    libvirt.VIR_DOMAIN_SHUTOFF_CRASHED: 'crashed',
+    libvirt.VIR_DOMAIN_SHUTOFF_MIGRATED: 'migrated to another host',
+    libvirt.VIR_DOMAIN_SHUTOFF_SAVED: 'saved to a file',
+    libvirt.VIR_DOMAIN_SHUTOFF_FAILED: 'failed to start',
+    libvirt.VIR_DOMAIN_SHUTOFF_FROM_SNAPSHOT: 'reverted to a snapshot',
+}
+
+
+def stop_detail_of_event(event, detail):
+    """libvirt's stop detail in words for a lifecycle event, None when it is no stop."""
+    if event == libvirt.VIR_DOMAIN_EVENT_STOPPED:
+        return _STOP_EVENT_DETAILS.get(detail)
+    if event == libvirt.VIR_DOMAIN_EVENT_CRASHED:
+        return 'crashed (the guest panicked)'
+    return None
+
+
+def stop_detail_of_info(state, reason):
+    """The same for a dom.state() result."""
+    if state == libvirt.VIR_DOMAIN_SHUTOFF:
+        return _SHUTOFF_REASONS.get(reason)
+    if state == libvirt.VIR_DOMAIN_CRASHED:
+        return 'crashed (the guest panicked)'
+    return None
+
 
 _CRASH_STOP_DETAILS = (libvirt.VIR_DOMAIN_EVENT_STOPPED_CRASHED, libvirt.VIR_DOMAIN_EVENT_STOPPED_FAILED)
 _CRASH_SHUTOFF_REASONS = (libvirt.VIR_DOMAIN_SHUTOFF_CRASHED, libvirt.VIR_DOMAIN_SHUTOFF_FAILED)
@@ -80,7 +121,8 @@ class DomainTable:
         self._stopping = False
         now = time.time()
         # Unknown until the first read, and whenever libvirt is unreachable.
-        self._states = {name: DomainStatus(VMState.Unknown, now) for name in self._names}
+        self._states = {name: DomainStatus(VMState.Unknown, now, True) for name in self._names}
+        self._before_unknown = {}  # name -> DomainStatus: the state last known before libvirt went
         # Counts events per domain so that a state read cannot overwrite a newer event.
         self._event_counts = {name: 0 for name in self._names}
         self._refresher = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix='libvirt-refresh')
@@ -104,7 +146,7 @@ class DomainTable:
         self._callback = (conn, callback_id)
         try:
             for name in self._names:
-                self._refresh(conn, name)
+                self._refresh(conn, name, True)
         except BaseException:
             self._unsubscribe(conn)  # a connection given up half-way keeps no callback of ours
             raise
@@ -134,24 +176,33 @@ class DomainTable:
                 return
             self._event_counts[name] += 1
             state = state_after_event(self._states[name].state, event, detail)
-            change = None if state is None else self._set_state(name, state)
+            change = None if state is None else self._set_state(name, state,
+                                                                detail=stop_detail_of_event(event, detail))
         if state is None:
             try:
-                self._refresher.submit(self._refresh_quietly, conn, name)
+                self._refresher.submit(self._refresh_quietly, conn, name, False)
             except RuntimeError:
                 pass  # stopping: nobody needs the state any more
         self._report([change])
 
     # --- state ---------------------------------------------------------------------------------------
 
-    def _set_state(self, name, state):
-        """Records a state; caller holds the condition. Returns a StateChange or None."""
-        old = self._states[name].state
+    def _set_state(self, name, state, seen=False, detail=None):
+        """Records a state; caller holds the condition. Returns a StateChange or None. `seen`: the
+        state was read on a first look, so it began at some unknown time before now; when it is the
+        state last known before libvirt went out of reach, that one's time is kept."""
+        current = self._states[name]
         self._cond.notify_all()
-        if old == state:
+        if current.state == state:
             return None
-        self._states[name] = DomainStatus(state, time.time())
-        return StateChange(name, old, state)
+        previous = self._before_unknown.pop(name, None)
+        if state == VMState.Unknown:
+            self._before_unknown[name] = current
+        if seen and previous is not None and previous.state == state:
+            self._states[name] = previous
+        else:
+            self._states[name] = DomainStatus(state, time.time(), seen, detail)
+        return StateChange(name, current.state, state)
 
     def _report(self, changes):
         for change in changes:
@@ -162,23 +213,25 @@ class DomainTable:
         for listener in self._listeners:
             listener(*change)
 
-    def _refresh(self, conn, name):
+    def _refresh(self, conn, name, seen):
         """Reads one domain's state from libvirt, unless an event overtook the read."""
         with self._cond:
             count = self._event_counts[name]
+        detail = None
         try:
-            state = state_from_info(*conn.lookupByName(name).state())
+            info = conn.lookupByName(name).state()
+            state, detail = state_from_info(*info), stop_detail_of_info(*info)
         except libvirt.libvirtError as e:
             if e.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
                 raise
             state = VMState.Missing
         with self._cond:
-            change = self._set_state(name, state) if self._event_counts[name] == count else None
+            change = self._set_state(name, state, seen, detail) if self._event_counts[name] == count else None
         self._report([change])
 
-    def _refresh_quietly(self, conn, name):
+    def _refresh_quietly(self, conn, name, seen):
         try:
-            self._refresh(conn, name)
+            self._refresh(conn, name, seen)
         except libvirt.libvirtError:
             pass  # the connection went: reconnecting reads every state again
 
@@ -190,6 +243,11 @@ class DomainTable:
     def state(self, name):
         with self._cond:
             return self._states[name].state
+
+    def stop_detail(self, name):
+        """How the domain came to be off, in libvirt's words ('destroyed ...'), or None."""
+        with self._cond:
+            return self._states[name].detail
 
     # --- waits: each returns what it found at its one deadline ------------------------------------
 

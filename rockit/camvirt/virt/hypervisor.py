@@ -44,6 +44,11 @@ class Hypervisor:
         return self._connection.current()
 
     @property
+    def last_error(self):
+        """libvirt's own words for why it cannot be reached now (None while connected)."""
+        return self._connection.last_error
+
+    @property
     def connected(self):
         return self._connection.current() is not None
 
@@ -67,6 +72,9 @@ class Hypervisor:
 
     def state(self, name):
         return self._domains.state(name)
+
+    def stop_detail(self, name):
+        return self._domains.stop_detail(name)
 
     def wait_for_state(self, name, wanted, deadline):
         return self._domains.wait_for_state(name, wanted, deadline)

@@ -29,13 +29,13 @@ def test_config_names_each_layer(tmp_path):
     env = env_with(common, CAMVIRTD_REGISTRY=str(operator),
                    CAMVIRTD_CONFIG_PATH=os.path.join(REPO, 'config', 'sting_das1.json'))
     result = camvirt_config(env)
-    lines = result.stdout.splitlines()
+    lines = result.stdout.splitlines()[1:]  # (the first says which config file)
     assert lines[0] == ('server:           PYRO:sting_camvirt_daemon_das1@10.2.6.173:9012 '
                         '(sting_camvirt_das1 from rockit.common)')
     assert ('control machines: STINGTCS (10.2.6.160, from rockit.common), STINGDAS1 (10.2.6.173, from '
             'rockit.common), STINGDAS2 (10.2.6.175, from rockit.common)') in lines
-    assert 'log:              PYRO:log@10.2.6.160:9916 (observatory_log from {}; host STINGTCS from ' \
-           'rockit.common)'.format(operator) in lines
+    assert 'log:              table camvirtd@sting_das1 on PYRO:log@10.2.6.160:9916 (machine STINGTCS) ' \
+           '(observatory_log from {}; host STINGTCS from rockit.common)'.format(operator) in lines
     assert 'domain cam1: camera cam1 -> PYRO:sting_camera_daemon_1@10.2.6.165:9040 (sting_cam1 from ' \
            'rockit.common)' in lines
     assert 'domain cam2: camera cam2 -> PYRO:sting_camera_daemon_2@192.0.2.66:9041 (sting_cam2 from ' \
@@ -57,7 +57,7 @@ def test_config_without_rockit_common_says_shipped():
     env = env_with(None, CAMVIRTD_CONFIG_PATH=os.path.join(REPO, 'config', 'clasp_cmos.json'))
     result = camvirt_config(env)
     assert result.stderr == ''
-    assert result.stdout.splitlines()[0] == ('server:           PYRO:clasp_camvirt_cmos_daemon@10.2.6.182:9040 '
+    assert result.stdout.splitlines()[1] == ('server:           PYRO:clasp_camvirt_cmos_daemon@10.2.6.182:9040 '
                                              '(clasp_camvirt_cmos from shipped)')
     assert 'domain cmos: camera cmos -> PYRO:clasp_camera_cmos_daemon@10.2.6.185:9037 (clasp_camera_cmos from ' \
            'shipped)' in result.stdout.splitlines()

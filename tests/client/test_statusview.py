@@ -2,9 +2,9 @@
 
 import io
 
-from rockit.camvirt.statusview import (command_problems, needs_attention, status_exit, status_renderables,
-                                       summary_lines)
-from rockit.camvirt.terminal import Output
+from rockit.camvirt.client.statusview import (command_problems, needs_attention, status_exit, status_renderables,
+                                              summary_lines, zone_name)
+from rockit.camvirt.client.terminal import Output
 
 SINCE = '2026-11-27T11:12:44+00:00'
 
@@ -34,7 +34,8 @@ def test_all_as_intended_exits_0():
                     last=initialized('cam1'))
     assert needs_attention(report) == [] and status_exit(report) == 0
     lines = rendered(report)
-    assert lines[0].split() == ['DOMAIN', 'VM', 'STATE', 'SINCE', 'CAMERA', 'CAMERA', 'STATE']
+    assert lines[0].split() == ['DOMAIN', 'VM', 'STATE', 'SINCE', '({})'.format(zone_name()), 'CAMERA', 'CAMERA',
+                                'STATE']
     assert lines[1].split()[:2] == ['cam1', 'running'] and lines[1].split()[-2:] == ['c1', 'IDLE']
     assert '(' in lines[1] and 'ago)' in lines[1]  # local time with its age
     assert lines[-1].startswith('last command: initialize command completed successfully at ')
@@ -107,3 +108,51 @@ def test_summary_lines_leave_ages_out():
     report = status(domain('cam1', 'running', ('c1', 'IDLE'), ('c2', 'OFFLINE')), last=initialized('cam1'))
     assert summary_lines(report) == ['cam1: VM running; camera c1 IDLE, camera c2 OFFLINE',
                                      'last command: initialize command completed successfully']
+
+
+def styles(report):
+    """{text: style} of the table's coloured cells."""
+    from rockit.camvirt.client.statusview import domain_table
+    table = domain_table(report)
+    found = {}
+    for column in table.columns:
+        for cell in column._cells:
+            if cell.startswith('['):
+                style, text = cell[1:].split(']', 1)
+                found[text.rsplit('[/', 1)[0]] = style
+    return found
+
+
+def test_colour_says_what_needs_attention_not_the_state():
+    daytime = status(domain('cam1', 'shut off', ('c1', 'OFFLINE')), last=dict(initialized('cam1'), name='shutdown'))
+    assert styles(daytime) == {'shut off': 'dim', 'OFFLINE': 'dim'}
+    night = status(domain('cam1', 'running', ('c1', 'IDLE')), domain('cam2', 'shut off', ('c2', 'OFFLINE')),
+                   last=initialized('cam1', 'cam2'))
+    cells = styles(night)
+    assert cells['running'] == 'green' and cells['IDLE'] == 'green'
+    assert cells['shut off'] == 'red'  # should run
+    broken = status(domain('cam1', 'running', ('c1', 'OFFLINE')))
+    assert styles(broken) == {'running': 'green', 'OFFLINE': 'red'}
+
+
+def test_since_is_marked_seen_when_only_camvirtds_first_look_is_known():
+    seen = dict(domain('cam1', 'shut off', ('c1', 'OFFLINE')), since_seen=True)
+    began = domain('cam2', 'running', ('c2', 'IDLE'))
+    lines = rendered(status(seen, began))
+    assert lines[1].split()[3] == 'seen' and lines[2].split()[2] != 'seen'
+
+
+def test_libvirt_unreachable_says_libvirts_reason_and_the_stop_detail_shows():
+    report = dict(status(domain('cam1', 'unknown', ('c1', 'OFFLINE'))), libvirt_connected=False,
+                  libvirt_error='Failed to connect socket to /run/libvirt/virtqemud-sock: No such file or directory')
+    assert needs_attention(report) == ['libvirt at qemu:///system is unreachable: Failed to connect socket to '
+                                       '/run/libvirt/virtqemud-sock: No such file or directory']
+    off = dict(domain('cam1', 'shut off', ('c1', 'OFFLINE')), stop_detail='destroyed (powered off through libvirt)')
+    assert needs_attention(status(off, last=initialized('cam1'))) == [
+        'domain cam1 should run but is shut off: destroyed (powered off through libvirt)']
+
+
+def test_an_offline_camera_says_how_its_camd_failed():
+    report = status(domain('cam1', 'running', ('c1', 'OFFLINE')))
+    report['domains'][0]['cameras'][0]['reason'] = 'connection refused'
+    assert needs_attention(report) == ['camera c1 is offline while its VM cam1 runs (its camd: connection refused)']

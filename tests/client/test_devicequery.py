@@ -4,7 +4,7 @@ libvirt read here (a test driver XML world: the client's own connection reads th
 import json
 
 from devworld import PCI_ABSENT, SCSI, USB_BY_IDS, device_driver
-from test_client import camvirt
+from client.test_client import camvirt
 
 
 def test_config_lists_devices_from_camvirtd_then_from_libvirt(make_world, tmp_path):

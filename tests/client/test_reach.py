@@ -9,7 +9,7 @@ import Pyro4.errors
 import pytest
 
 from testworld.support import free_port
-from rockit.camvirt.reach import classify, next_checks, unit_name, unreachable_lines
+from rockit.camvirt.client.reach import classify, next_checks, unit_name, unreachable_lines
 from rockit.camvirt.shared.registry import DaemonAddress
 
 

@@ -15,7 +15,7 @@ import Pyro4.errors
 import pytest
 
 from testworld.support import REPO, deadline, free_port, wait_until
-from rockit.camvirt.watch import StatusPoller
+from rockit.camvirt.client.watch import StatusPoller
 from tmuxterm import TMUX, TmuxTerminal
 
 CAMVIRT = os.path.join(REPO, 'camvirt')
@@ -76,8 +76,8 @@ def camvirtd(tmp_path):
 def terminal(tmp_path):
     terminals = []
 
-    def start(command, env):
-        term = TmuxTerminal(tmp_path, command, env)
+    def start(command, env, width=160):
+        term = TmuxTerminal(tmp_path, command, env, width=width)
         terminals.append(term)
         return term
 
@@ -91,10 +91,11 @@ def domain_line(screen, name):
 
 
 @needs_tmux
-def test_live_view_follows_changes_and_ends_on_ctrl_c(make_world, tmp_path, terminal):
+@pytest.mark.parametrize('width', [80, 120])
+def test_live_view_follows_changes_and_ends_on_ctrl_c(make_world, tmp_path, terminal, width):
     world = make_world(domains=1)
     name = world.domain_names[0]
-    term = terminal([CAMVIRT, 'status', '--watch'], world.client_env(tmp_path))
+    term = terminal([CAMVIRT, 'status', '--watch'], world.client_env(tmp_path), width=width)
     assert term.wait_for(lambda s: 'shut off' in domain_line(s, name) and 'OFFLINE' in domain_line(s, name))
     assert world.call('initialize') == 0
     screen = term.wait_for(lambda s: 'running' in domain_line(s, name) and 'IDLE' in domain_line(s, name), 30)
@@ -105,6 +106,7 @@ def test_live_view_follows_changes_and_ends_on_ctrl_c(make_world, tmp_path, term
     screen = term.screen()
     assert 'Traceback' not in screen and 'KeyboardInterrupt' not in screen
     assert 'IDLE' in domain_line(screen, name)  # the last view stays
+    assert all(len(line) <= width for line in screen.splitlines()) and '\u2026' not in screen
 
 
 @needs_tmux

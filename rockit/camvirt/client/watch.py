@@ -12,10 +12,10 @@ import Pyro4.errors
 from rich.console import Group
 from rich.live import Live
 
-from .reach import EXIT_UNREACHABLE, NotCamvirtd, check_status_reply, classify
-from .statusview import status_exit, status_renderables, summary_lines
-from .terminal import escape
-from .shared.times import age_text, now_clock
+from rockit.camvirt.client.reach import EXIT_UNREACHABLE, NotCamvirtd, check_status_reply, classify
+from rockit.camvirt.client.statusview import status_exit, status_renderables, summary_lines
+from rockit.camvirt.client.terminal import escape
+from rockit.camvirt.shared.times import age_text, now_clock
 
 INTERVAL = 1.0
 # Per call: short, so that a host that drops packets shows as unreachable within a few seconds.
