@@ -11,7 +11,8 @@ VERSION ?= $(shell TZ=UTC git log -1 --format=%cd --date=format-local:%Y%m%d%H%M
 # The Rocky Linux release the packages are for: its Python decides site-packages, python(abi) and the
 # byte code. By default the build host's own release when it is Rocky/RHEL, else 9. On Debian the
 # target's interpreter comes from pyenv (or a python3.X on PATH); RPM_PYTHON=... names another.
-EL ?= $(or $(shell rpm --eval '%{?rhel}' 2>/dev/null),9)
+HOST_EL := $(shell rpm --eval '%{?rhel}' 2>/dev/null)
+EL ?= $(or $(HOST_EL),9)
 EL_PYTHON_9 := 3.9
 EL_PYTHON_10 := 3.12
 EL_PYTHON = $(EL_PYTHON_$(EL))
@@ -23,6 +24,9 @@ INSTALL_PYTHON ?= python3
 SITELIB ?= $(shell $(INSTALL_PYTHON) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
 # An interpreter of the same version that can build the wheel (packaging/wheel-python).
 wheel_python = $(shell packaging/wheel-python $(1) $(abspath build)/wheel-python-$$($(1) -c 'import sys; print("%d.%d" % sys.version_info[:2])'))
+# Off Rocky, rpmbuild keeps its database in RPM_TOP, not the host's; on Rocky it checks the spec's
+# BuildRequires against the host's own.
+RPM_DBPATH = $(if $(HOST_EL),,--define "_dbpath $(abspath $(RPM_TOP))/db")
 # RPM_SITELIB=...: site-packages of another layout (the systemd test's Debian container).
 RPM_SITELIB ?=
 
@@ -36,7 +40,7 @@ rpm:
 	python=$(call wheel_python,$(RPM_PYTHON)) && test -n "$$python" && rpmbuild --quiet -bb rockit-camvirt.spec \
 		--define "_topdir $(abspath $(RPM_TOP))" --define "_sourcedir $(CURDIR)" \
 		--define "_rpmdir $(abspath $(RPM_OUT))" --define "_build_name_fmt %%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm" \
-		--define "_version $(VERSION)" --define "_dbpath $(abspath $(RPM_TOP))/db" \
+		--define "_version $(VERSION)" $(RPM_DBPATH) \
 		--define "__python3 $$python" $(if $(RPM_SITELIB),--define "python3_sitelib $(RPM_SITELIB)")
 	@ls $(RPM_OUT)
 
