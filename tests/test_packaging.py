@@ -129,6 +129,25 @@ def test_data_sting_replaces_only_the_data_superwasp_that_held_its_files(rpms):
             assert rpm_query('-qp', '--obsoletes', path).strip() == '', name
 
 
+def test_scriptlets_use_rockys_systemd_macros_where_defined_and_name_the_instances(tmp_path):
+    """Built as on Rocky (stand-ins for systemd-rpm-macros' three macros): the scriptlets call them,
+    and still stop the template's instances on erase and restart them on upgrade themselves."""
+    macros = {'systemd_post()': 'ROCKY_POST %*', 'systemd_preun()': 'ROCKY_PREUN %*',
+              'systemd_postun_with_restart()': 'ROCKY_POSTUN %*'}
+    defines = {'_topdir': str(tmp_path / 'top'), '_sourcedir': REPO, '_rpmdir': str(tmp_path / 'out'),
+               '_version': '20260102030405', '_dbpath': str(tmp_path / 'db'), '__python3': '/usr/bin/python3',
+               'python3_sitelib': '/usr/lib/python3/dist-packages'}
+    defines.update(macros)
+    run(['rpmbuild', '--quiet', '-bb', os.path.join(REPO, 'rockit-camvirt.spec')]
+        + [word for k, v in defines.items() for word in ('--define', '{} {}'.format(k, v))])
+    server = glob.glob(str(tmp_path / 'out' / '*' / 'rockit-camvirt-server-*.rpm'))[0]
+    scripts = run(['rpm', '--dbpath', str(tmp_path / 'db'), '-qp', '--scripts', server]).stdout
+    for call in ('ROCKY_POST camvirtd@.service', 'ROCKY_PREUN camvirtd@.service', 'ROCKY_POSTUN camvirtd@.service'):
+        assert call in scripts
+    assert "systemctl stop 'camvirtd@*.service'" in scripts and "systemctl try-restart 'camvirtd@*.service'" in scripts
+    assert 'preset' not in scripts  # the fallback is not used where the macro is
+
+
 def vercmp(a, b):
     """rpm's own comparison of two versions: 1, 0 or -1."""
     return int(run(['rpm', '--eval', '%{{lua: print(rpm.vercmp("{}", "{}"))}}'.format(a, b)]).stdout)
