@@ -11,20 +11,23 @@ domains live on that libvirtd's test driver; this test defines them and plays th
 camds on 127.0.0.1, which the container shares with the host) through the container's libvirt socket.
 """
 
+import contextlib
 import json
 import os
+import threading
 import re
 import time
 import uuid
 
 import libvirt
+import Pyro4.errors
 import pytest
 
 from rockit.camvirt.hypervisor import start_event_loop
 from rockit.camvirt.registry import DaemonAddress
 from rockit.camvirt.version import version_from_git
 from testworld.sandbox import SimulatedGuests
-from testworld.simcamd import ANSWERS
+from testworld.simcamd import ANSWERS, HUNG
 
 from .e2e_world import REPO, wait_until
 from .nspawn import Container, nspawn_problem
@@ -106,14 +109,16 @@ def connect(container, seconds=30):
     return conn
 
 
-def simulated_cameras(world):
-    """{domain: [(camd address, camera id, behaviour)]} of the world's config."""
+def simulated_cameras(world, hung=()):
+    """{domain: [(camd address, camera id, behaviour)]} of the world's config; the cameras in `hung`
+    accept connections but never answer."""
     cameras = {}
     for domain, ids in world.config['domains'].items():
         cameras[domain] = []
         for camera_id, daemon in ids.items():
             a = world.daemons[daemon]
-            cameras[domain].append((DaemonAddress(daemon, a['object_id'], a['host'], a['port']), camera_id, ANSWERS))
+            behaviour = HUNG if camera_id in hung else ANSWERS
+            cameras[domain].append((DaemonAddress(daemon, a['object_id'], a['host'], a['port']), camera_id, behaviour))
     return cameras
 
 
@@ -121,11 +126,24 @@ def simulated_cameras(world):
 def system(make_process_world, tmp_path, packages):
     """(container, world, conn): the container booted with our RPMs installed (not started yet), its
     libvirtd up with the world's domains, their guests played here; conn: this test's connection."""
+    with installed_system(make_process_world(), tmp_path, packages) as found:
+        yield found
+
+
+@pytest.fixture
+def system_with_a_hung_camera(make_process_world, tmp_path, packages):
+    """The same, with cam2's camd hung and a minute for initialize: a command that runs until stopped."""
+    world = make_process_world(initialize_timeout=60)
+    with installed_system(world, tmp_path, packages, hung=('cam2',)) as found:
+        yield found
+
+
+@contextlib.contextmanager
+def installed_system(world, tmp_path, packages, hung=()):
     problem = nspawn_problem()
     if problem:
         pytest.fail('cannot boot a container: ' + problem)
     start_event_loop()  # before the connection opens: the simulated guests follow its events
-    world = make_process_world()
     container = None
     conn = guests = None
     guest_log = []
@@ -135,7 +153,7 @@ def system(make_process_world, tmp_path, packages):
         write_etc(container, world)
         start_libvirtd(container)
         conn = connect(container)
-        guests = SimulatedGuests(simulated_cameras(world), BOOT_DELAY, log=guest_log.append).bring_up(conn, None)
+        guests = SimulatedGuests(simulated_cameras(world, hung), BOOT_DELAY, log=guest_log.append).bring_up(conn, None)
         yield container, world, conn
     finally:
         journal = container.run('journalctl', '--no-pager', '-u', UNIT, '-u', 'libvirtd.service',
@@ -327,3 +345,44 @@ def test_upgrade_from_upstreams_packages_keeps_the_edited_config(tmp_path, packa
         assert shown.returncode == 0 and '120' in shown.stdout, shown.stdout + shown.stderr
     finally:
         container.stop()
+
+
+def test_an_upgrade_landing_while_a_command_runs_ends_it_and_loses_nothing(system_with_a_hung_camera, packages):
+    container, world, conn = system_with_a_hung_camera
+    container.systemctl('start', UNIT, timeout=60)
+    init = in_container(container, 'init', 'cam1')
+    assert init.returncode == 0, init.stdout + init.stderr
+
+    # opsd's initialize of cam2, whose camd never answers: it would wait its whole minute.
+    replies = []
+
+    def opsd():
+        try:
+            with world.proxy(timeout=300) as proxy:
+                replies.append(proxy.initialize(['cam2']))
+        except Pyro4.errors.CommunicationError as error:
+            replies.append(error)
+
+    caller = threading.Thread(target=opsd, daemon=True)
+    caller.start()
+    assert wait_until(lambda: (world.report_status() or {}).get('command'), 20), world.report_status()
+    assert wait_until(lambda: conn.lookupByName('cam2').isActive(), 20)
+
+    started = time.monotonic()
+    rpm(container, '-U', '--nodeps', *packages.inside(packages.ours_next.values()))
+    upgrade_seconds = time.monotonic() - started
+    caller.join(30)
+    # The caller was answered (failed) or its connection closed, at once: not after its minute.
+    assert not caller.is_alive() and replies and replies[0] != 0, replies
+    assert upgrade_seconds < 30, upgrade_seconds
+    status = world.report_status()
+    assert status is not None and status['command'] is None
+    # The command is on record as failed, by the old instance or as interrupted by the new one.
+    assert status['last_command']['status'] == 1, status['last_command']
+    journal = container.run('journalctl', '--no-pager', '-o', 'cat', '-u', UNIT).stdout
+    assert re.search(r'initialize \(cam2\) (failed|was interrupted)', journal), journal
+    # The new instance read the old one's state file (under the unit's sandbox, as written there).
+    assert 'nothing remembered' not in journal and 'state restored from' in journal, journal
+    # Nothing lost: both VMs run on, and cam1, started by a command that succeeded, should still run.
+    assert conn.lookupByName('cam1').isActive() and conn.lookupByName('cam2').isActive()
+    assert 'cam1' in status['should_run'], status
