@@ -457,3 +457,20 @@ def test_installed_tree_imports_and_runs_from_a_clean_prefix(tmp_path):
     where = run(['/usr/bin/python3', '-s', '-c', 'import rockit.camvirt.config as c, importlib.metadata as m; '
                  'print(c.__file__, m.version("rockit.camvirt"))'], env=env, cwd=str(tmp_path)).stdout.split()
     assert where == [str(dest) + sitelib + '/rockit/camvirt/config.py', '20260102030405']
+
+
+def test_make_install_replaces_only_rockit_camvirt_beside_rockit_common(tmp_path):
+    """rockit/ is a namespace rockit.common shares: an install over an older one replaces
+    rockit/camvirt/ and its metadata (no stale module left), never rockit/common/."""
+    sitelib = tmp_path / 'usr/lib/python3/dist-packages'
+    (sitelib / 'rockit/common').mkdir(parents=True)
+    (sitelib / 'rockit/common/__init__.py').write_text('IP = None\n')
+    (sitelib / 'rockit/camvirt').mkdir()
+    (sitelib / 'rockit/camvirt/stale.py').write_text('')
+    (sitelib / 'rockit.camvirt-20250101000000.dist-info').mkdir()
+    run(['make', '-s', 'install', 'DESTDIR={}'.format(tmp_path), 'INSTALL_PYTHON=/usr/bin/python3',
+         'SITELIB=/usr/lib/python3/dist-packages', 'VERSION=20260102030405'], cwd=REPO)
+    assert (sitelib / 'rockit/common/__init__.py').read_text() == 'IP = None\n'
+    assert not (sitelib / 'rockit/camvirt/stale.py').exists() and (sitelib / 'rockit/camvirt/config.py').exists()
+    assert sorted(p.name for p in sitelib.glob('rockit*camvirt-*.dist-info')) == \
+        ['rockit.camvirt-20260102030405.dist-info']
