@@ -40,7 +40,7 @@ test: deps lint guest-image
 	@$(MAKE) --no-print-directory -k test-py39 test-py312
 
 # The inner loop: the unit tests alone (no private libvirtd, guest image, RPM build or benchmark).
-UNIT_TEST_ARGS := --ignore=tests/e2e --ignore=tests/test_packaging.py --ignore=tests/test_bench_smoke.py
+UNIT_TEST_ARGS := --ignore=tests/e2e --ignore=tests/packaging/test_packaging.py --ignore=tests/benchmark
 test-unit: venv
 	$(PYTHON) -m pytest -q -n auto $(UNIT_TEST_ARGS) $(PYTEST_ARGS)
 

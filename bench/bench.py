@@ -27,13 +27,13 @@ sys.path.insert(0, REPO)
 import libvirt  # noqa: E402
 import Pyro4  # noqa: E402
 
-from rockit.camvirt.cameras import CameraProbe  # noqa: E402
-from rockit.camvirt.config import parse_config  # noqa: E402
-from rockit.camvirt.hypervisor import Hypervisor, start_event_loop  # noqa: E402
-from rockit.camvirt.obslog import ObservatoryLog  # noqa: E402
-from rockit.camvirt.registry import Registry  # noqa: E402
-from rockit.camvirt.api import CamvirtAPI  # noqa: E402
-from rockit.camvirt.service import configure_pyro  # noqa: E402
+from rockit.camvirt.daemon.cameras import CameraProbe  # noqa: E402
+from rockit.camvirt.shared.config import parse_config  # noqa: E402
+from rockit.camvirt.virt.hypervisor import Hypervisor, start_event_loop  # noqa: E402
+from rockit.camvirt.daemon.obslog import ObservatoryLog  # noqa: E402
+from rockit.camvirt.shared.registry import Registry  # noqa: E402
+from rockit.camvirt.daemon.api import CamvirtAPI  # noqa: E402
+from rockit.camvirt.daemon.service import configure_pyro  # noqa: E402
 from testworld import support  # noqa: E402
 from testworld.simcamd import SimulatedCamd  # noqa: E402
 from testworld.support import define_test_domain, free_port  # noqa: E402

@@ -8,7 +8,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from rockit.camvirt.registry import DaemonAddress  # noqa: E402
+from rockit.camvirt.shared.registry import DaemonAddress  # noqa: E402
 from testworld.simcamd import HungCamd, SimulatedCamd  # noqa: E402
 
 

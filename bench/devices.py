@@ -19,8 +19,8 @@ sys.path.insert(0, REPO)
 
 import libvirt  # noqa: E402
 
-from rockit.camvirt.devices import DevicePresence  # noqa: E402
-from rockit.camvirt.hypervisor import start_event_loop  # noqa: E402
+from rockit.camvirt.virt.devices import DevicePresence  # noqa: E402
+from rockit.camvirt.virt.hypervisor import start_event_loop  # noqa: E402
 
 
 def usb_node(index):

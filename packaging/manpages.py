@@ -27,7 +27,7 @@ HEADER = '.TH {name} "{section}" "" "camvirtd" "{title}"'
 def pages():
     """{file name: (parser, section, manual title, one-line description)}."""
     from rockit.camvirt.client import build_parser as client_parser
-    from rockit.camvirt.service import build_parser as daemon_parser
+    from rockit.camvirt.daemon.service import build_parser as daemon_parser
     return {
         'camvirtd.8': (daemon_parser(), 8, 'System Administration',
                        'camera VM management daemon of a rockit data-acquisition host'),

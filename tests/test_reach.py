@@ -10,7 +10,7 @@ import pytest
 
 from testworld.support import free_port
 from rockit.camvirt.reach import classify, next_checks, unit_name, unreachable_lines
-from rockit.camvirt.registry import DaemonAddress
+from rockit.camvirt.shared.registry import DaemonAddress
 
 
 class FakeConfig:  # only what unreachable_lines reads: our own plain data, no behaviour

@@ -111,8 +111,8 @@ def env_with(folder, **extra):
 
 _LOAD_ALL = textwrap.dedent('''
     import json, sys
-    from rockit.camvirt.config import ConfigError, load_config
-    from rockit.camvirt.registry import load_registry
+    from rockit.camvirt.shared.config import ConfigError, load_config
+    from rockit.camvirt.shared.registry import load_registry
     registry = load_registry()
     out = {'warnings': registry.warnings, 'configs': {}}
     for path in sys.argv[1:]:

@@ -22,9 +22,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import libvirt
 
-from rockit.camvirt.hypervisor import start_event_loop
-from rockit.camvirt.registry import REGISTRY_ENV
-from rockit.camvirt.service import StopRequest, configure_pyro, load_or_exit
+from rockit.camvirt.virt.hypervisor import start_event_loop
+from rockit.camvirt.shared.registry import REGISTRY_ENV
+from rockit.camvirt.daemon.service import StopRequest, configure_pyro, load_or_exit
 
 from .guestimage import GuestImageError, build_guest_image
 from .privatelibvirtd import (SOCKET_NAME, LibvirtdError, PrivateLibvirtd, folder_problems, sandbox_uri,

@@ -13,7 +13,7 @@ import time
 import Pyro4
 import Pyro4.errors
 
-from rockit.camvirt.constants import CameraState
+from rockit.camvirt.shared.constants import CameraState
 
 COOLER_LOCKED = 5
 
@@ -279,7 +279,7 @@ class CameraVMSimulator:
 def main(argv=None):
     """Serves one simulated camd until killed: what a real camera guest runs (see guestimage.py)."""
     import argparse  # pylint: disable=import-outside-toplevel
-    from rockit.camvirt.registry import DaemonAddress  # pylint: disable=import-outside-toplevel
+    from rockit.camvirt.shared.registry import DaemonAddress  # pylint: disable=import-outside-toplevel
     parser = argparse.ArgumentParser(prog='python -m testworld.simcamd')
     parser.add_argument('--host', default='127.0.0.1')
     parser.add_argument('--port', type=int, required=True)

@@ -7,6 +7,6 @@
 
 def __getattr__(name):
     if name == '__version__':
-        from .version import current_version
+        from .shared.version import current_version
         return current_version()
     raise AttributeError('module {!r} has no attribute {!r}'.format(__name__, name))

@@ -14,12 +14,12 @@ import Pyro4.errors
 from rich.table import Table
 
 from . import __version__
-from .config import ConfigError, load_config
-from .constants import CommandStatus
+from .shared.config import ConfigError, load_config
+from .shared.constants import CommandStatus
 from .devicequery import config_devices
-from .hostdevs import absent_summary, entry_text, waiting_text
+from .shared.hostdevs import absent_summary, entry_text, waiting_text
 from .reach import EXIT_UNREACHABLE, NotCamvirtd, check_status_reply, short_reason, unreachable_lines
-from .registry import RegistryError, load_registry
+from .shared.registry import RegistryError, load_registry
 from .statusview import (CAMERA_STATE_STYLES, EXIT_NEEDS_ATTENTION, VM_STATE_STYLES, command_problems,
                          needs_attention, status_exit, status_renderables, styled)
 from .terminal import Output, colour_wanted, escape

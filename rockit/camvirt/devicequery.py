@@ -13,8 +13,8 @@ def devices_from_libvirt(uri, domain_names):
     ImportError without libvirt-python, libvirt.libvirtError when libvirt says no."""
     import libvirt  # pylint: disable=import-outside-toplevel
 
-    from .devices import read_domain_hostdevs, read_node_devices  # pylint: disable=import-outside-toplevel
-    from .hostdevs import device_entry, find_node_device, understood  # pylint: disable=import-outside-toplevel
+    from .virt.devices import read_domain_hostdevs, read_node_devices  # pylint: disable=import-outside-toplevel
+    from .shared.hostdevs import device_entry, find_node_device, understood  # pylint: disable=import-outside-toplevel
 
     libvirt.registerErrorHandler(lambda _context, _error: None, None)  # we report our own
     conn = libvirt.openReadOnly(uri)

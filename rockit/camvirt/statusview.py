@@ -3,10 +3,10 @@ time with ages, and the judgement of whether anything needs attention (the exit 
 
 from rich.table import Table
 
-from .constants import CommandStatus, VMState
-from .hostdevs import entry_text
+from .shared.constants import CommandStatus, VMState
+from .shared.hostdevs import entry_text
 from .terminal import escape
-from .times import local_with_age
+from .shared.times import local_with_age
 
 EXIT_ALL_WELL = 0
 EXIT_NEEDS_ATTENTION = 1

@@ -15,7 +15,7 @@ from rich.live import Live
 from .reach import EXIT_UNREACHABLE, NotCamvirtd, check_status_reply, classify
 from .statusview import status_exit, status_renderables, summary_lines
 from .terminal import escape
-from .times import age_text, now_clock
+from .shared.times import age_text, now_clock
 
 INTERVAL = 1.0
 # Per call: short, so that a host that drops packets shows as unreachable within a few seconds.

@@ -78,7 +78,7 @@ class SiteRun:
                               text=True, timeout=timeout, cwd=REPO, env=env, stdin=subprocess.DEVNULL)
 
     def callers(self, role, *args, timeout=CALL_TIMEOUT):
-        result = self.run_in(role, sys.executable, '-m', 'testworld.sitecallers', '--site',
+        result = self.run_in(role, sys.executable, '-m', 'testworld.site.callers', '--site',
                              os.path.join(self.folder, 'site.json'), *args, timeout=timeout)
         assert result.returncode == 0, result.stdout + result.stderr
         return [json.loads(line) for line in result.stdout.splitlines()]
@@ -93,7 +93,7 @@ class SiteRun:
 
     def start_opsd(self, method, timeout, from_host='tcs'):
         """opsd as a process of its own, for calls a test acts on while they run."""
-        return Process(['ip', 'netns', 'exec', self.ns(from_host), sys.executable, '-m', 'testworld.sitecallers',
+        return Process(['ip', 'netns', 'exec', self.ns(from_host), sys.executable, '-m', 'testworld.site.callers',
                         '--site', os.path.join(self.folder, 'site.json'), 'opsd', method, '--timeout',
                         str(timeout)], dict(os.environ))
 

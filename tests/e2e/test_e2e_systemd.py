@@ -23,9 +23,9 @@ import libvirt
 import Pyro4.errors
 import pytest
 
-from rockit.camvirt.hypervisor import start_event_loop
-from rockit.camvirt.registry import DaemonAddress
-from rockit.camvirt.version import version_from_git
+from rockit.camvirt.virt.hypervisor import start_event_loop
+from rockit.camvirt.shared.registry import DaemonAddress
+from rockit.camvirt.shared.version import version_from_git
 from testworld.sandbox import SimulatedGuests
 from testworld.simcamd import ANSWERS, HUNG
 

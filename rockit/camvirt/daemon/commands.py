@@ -1,0 +1,158 @@
+"""The path of each command, top to bottom: admission (caller, domains, the lock) -> steps (start,
+wait, stop, force) -> outcome (logged, kept as the last command). Also the commands camvirtd gives
+itself: restarting a domain that stopped while it should run."""
+
+import contextlib
+import time
+
+from .admission import CAMVIRTD_ITSELF, Admission, Refusal, describe_caller
+from ..shared.constants import CommandStatus
+from .crashwatch import CrashWatch, RestartQueue
+from ..wire.refusals import RefusalLog
+from .statefile import NoMemory
+from .steps import FORCED_POWER_OFF_TIMEOUT, Steps
+from ..shared.times import utc_iso
+
+
+class Commands:
+    """initialize() and shutdown() as the rockit network calls them, and crash restarts."""
+
+    def __init__(self, config, hypervisor, probe, log, workers, devices, memory=None, refusals=None):
+        self._config = config
+        self._refusals = refusals or RefusalLog(log)
+        self._hypervisor = hypervisor
+        self._log = log
+        self._workers = workers
+        self.admission = Admission(config)
+        self.crashes = CrashWatch(config.restart_crashed_per_hour)
+        self._devices = devices
+        self._steps = Steps(config, hypervisor, probe, workers, devices, log)
+        # What must outlive camvirtd (statefile.DaemonMemory): restored before the first state libvirt
+        # reports, so that a domain found off that should run is an unexpected stop; written at each change.
+        self._memory = memory or NoMemory()
+        self.last_command = self._memory.restore(self.crashes, config.domains)
+        self._restarts = RestartQueue(self._restart_crashed, config.domains, workers.submit, self._wait_for_libvirt)
+        hypervisor.add_listener(self._on_domain_change)
+
+    def initialize(self, requested, caller, wait=0):
+        """Starts the domains that are off and waits until every camd in them answers."""
+        try:
+            command = self.admission.admit('initialize', requested, caller, wait)
+        except Refusal as refusal:
+            return self._refused(refusal)
+        with self._running(command) as outcome:
+            deadline = time.monotonic() + self._config.initialize_timeout
+            problems, started = self._steps.start_domains(command.domains, deadline)
+            outcome.problems += problems
+            outcome.problems += self._steps.wait_for_cameras(started, deadline)
+            # A VM may stop after its cameras answered (its events were the command's own until now).
+            outcome.problems += self._steps.not_running(started)
+            if not outcome.problems:
+                self.crashes.expect_running(command.domains)
+        return outcome.status
+
+    def shutdown(self, requested, force, caller):
+        """Asks the domains to shut down and waits until they are off; with `force`, powers off what
+        still runs at shutdown_timeout."""
+        try:
+            command = self.admission.admit('shutdown', requested, caller)
+        except Refusal as refusal:
+            return self._refused(refusal)
+        with self._running(command) as outcome:
+            self.crashes.expect_off(command.domains)
+            deadline = time.monotonic() + self._config.shutdown_timeout
+            outcome.problems += self._steps.stop_domains(command.domains, deadline)
+            if force and outcome.problems:
+                outcome.warnings, outcome.problems = self._steps.power_off(command.domains)
+        return outcome.status
+
+    def _refused(self, refusal):
+        self._refusals.refused(describe_caller(refusal.caller), refusal.command, refusal.why, refusal.detail)
+        return refusal.status
+
+    @contextlib.contextmanager
+    def _running(self, command):
+        """Yields the command's Outcome; on leaving, sets its status, logs it and frees the lock. An
+        unexpected exception in a step becomes a problem: the caller always gets a status."""
+        outcome = Outcome()
+        self._memory.command_started(command.name, command.domains, describe_caller(command.caller))
+        self._log.info('{} requested by {}'.format(command.describe(), describe_caller(command.caller)))
+        self._devices.refresh_quietly()  # never act on a stale view of the host's passthrough devices
+        try:
+            yield outcome
+        except Exception as e:  # pylint: disable=broad-except
+            outcome.problems.append('unexpected error: {!r}'.format(e))
+        finally:
+            outcome.status = CommandStatus.Failed if outcome.problems else CommandStatus.Succeeded
+            try:
+                self._finish(command, outcome)
+            finally:
+                self.admission.release(command)
+            self._look_again(command.domains)
+
+    def _finish(self, command, outcome):
+        """Logs how the command ended and keeps it as the last command."""
+        for warning in outcome.warnings:
+            self._log.warning('{}: {}'.format(command.name, warning))
+        for problem in outcome.problems:
+            self._log.error('{}: {}'.format(command.name, problem))
+        self._log.info('{} {}'.format(command.describe(), 'failed' if outcome.problems else 'succeeded'))
+        self.last_command = {'name': command.name, 'domains': command.domains, 'status': outcome.status,
+                             'problems': list(outcome.problems), 'time': utc_iso(time.time())}
+        self._memory.command_finished(self.last_command)
+
+    # --- crash awareness -------------------------------------------------------------------------
+
+    def _on_domain_change(self, name, _old, new):
+        """Called by the hypervisor on every state change (on libvirt's event thread)."""
+        if name in self.admission.busy_domains():
+            return  # the command itself is changing it; _look_again() sees where it left them
+        self._observe(name, new)
+
+    def _look_again(self, names):
+        """After a command: its domains' changes were not watched while it ran, so one that should run
+        and is off now (stopped under the command, or the command failed to bring it back) is seen."""
+        for name in names:
+            self._observe(name, self._hypervisor.state(name))
+
+    def _observe(self, name, new):
+        stop = self.crashes.observe(name, new, time.time())
+        if stop is None:
+            return
+        self._log.error('domain {} {}: it is {} while it should run'.format(name, stop['reason'], new))
+        if self._config.restart_crashed:
+            self._restarts.add(name)
+
+    def _wait_for_libvirt(self):
+        """At start, stops are reported while libvirt's states are being read, before commands can use
+        the connection: a restart then would fail as "libvirt unreachable" and spend budget."""
+        self._hypervisor.wait_connected(time.monotonic() + self._config.initialize_timeout)
+
+    def _restart_crashed(self, names):
+        """Restarts, in one initialize, the domains of `names` that the hourly budget allows."""
+        allowed = []
+        for name in names:
+            if self.crashes.take_restart(time.time()):
+                allowed.append(name)
+                self._log.warning('restarting domain {} after its unexpected stop'.format(name))
+            else:
+                self._log.error('not restarting domain {}: {} automatic restarts in the last hour'.format(
+                    name, self._config.restart_crashed_per_hour))
+        # A command running now ends within its own timeout: wait for it rather than give up.
+        if allowed and self.initialize(allowed, CAMVIRTD_ITSELF, wait=self._longest_command()) == \
+                CommandStatus.Blocked:
+            self._log.error('not restarting {}: another command is still running'.format(', '.join(allowed)))
+
+    def _longest_command(self):
+        """Seconds any command may run: a restart waits that long for the one running now to end."""
+        config = self._config
+        return max(config.initialize_timeout, config.shutdown_timeout + FORCED_POWER_OFF_TIMEOUT) + 1
+
+
+class Outcome:
+    """What a command met while it ran; its status once it ended."""
+
+    def __init__(self):
+        self.problems = []
+        self.warnings = []
+        self.status = None

@@ -1,0 +1,320 @@
+"""What camvirtd remembers across its own restarts: which domains should run and since when, their
+unexpected stops, the automatic restarts of the last hour, the last command and the one running now.
+
+One small JSON file per config, `<config file stem>.json` in the state folder (see state_folder()),
+rewritten atomically (temporary file, fsync, rename, fsync of the folder) at every change, so that a
+camvirtd killed at any moment leaves either the old file or the new one, never half of one. A command
+still recorded as running when camvirtd starts was cut off by camvirtd's own death: it becomes the
+last command, failed, marked interrupted.
+"""
+
+import glob
+import json
+import math
+import os
+import tempfile
+import threading
+import time
+
+import jsonschema
+
+from ..shared.constants import CommandStatus
+from ..shared.jsonfile import JsonFileError, read_json_file
+from ..shared.schemawords import NAME_PATTERN, schema_problems
+from ..shared.times import utc_iso
+
+STATE_ENV = 'STATE_DIRECTORY'  # what systemd's StateDirectory=camvirtd sets (/var/lib/camvirtd)
+SYSTEM_STATE_DIR = '/var/lib/camvirtd'
+FORMAT = 1
+BOOT_ID_PATH = '/proc/sys/kernel/random/boot_id'
+INTERRUPTED = 'interrupted: camvirtd stopped while it ran'
+
+_TIME = {'type': 'number'}
+_TEXT = {'type': 'string', 'maxLength': 1000}
+_DOMAINS = {'type': 'array', 'items': {'type': 'string', 'pattern': NAME_PATTERN}, 'maxItems': 64}
+STATE_SCHEMA = {
+    'type': 'object',
+    'required': ['format', 'daemon'],
+    'properties': {
+        'format': {'type': 'integer'},
+        'daemon': {'type': 'string', 'maxLength': 200},
+        'config': _TEXT,
+        'written': _TEXT,
+        'boot_id': {'type': 'string', 'maxLength': 64},
+        'expected': {'type': 'object', 'maxProperties': 64, 'propertyNames': {'pattern': NAME_PATTERN},
+                     'additionalProperties': _TIME},
+        'stops': {'type': 'object', 'maxProperties': 64, 'propertyNames': {'pattern': NAME_PATTERN},
+                  'additionalProperties': {
+                      'type': 'object', 'required': ['state', 'time'],
+                      'properties': {'state': {'type': 'string', 'maxLength': 32}, 'time': _TIME,
+                                     'reason': {'type': 'string', 'maxLength': 200}}}},
+        'restarts': {'type': 'array', 'items': _TIME, 'maxItems': 1000},
+        # As report_status() gives it (problems as 'message', '; '-joined, or a 'problems' list), kept
+        # as it was: other keys are allowed, so that a newer camvirtd's record still reads.
+        'last_command': {'type': ['object', 'null'], 'required': ['name', 'domains', 'status', 'time'],
+                         'properties': {'name': {'type': 'string', 'maxLength': 32}, 'domains': _DOMAINS,
+                                        'status': {'type': 'integer'}, 'message': _TEXT, 'time': _TEXT,
+                                        'problems': {'type': 'array', 'items': _TEXT, 'maxItems': 100},
+                                        'interrupted': {'type': 'boolean'}}},
+        'command': {'type': ['object', 'null'], 'required': ['name', 'domains', 'started'],
+                    'properties': {'name': {'type': 'string', 'maxLength': 32}, 'domains': _DOMAINS,
+                                   'started': _TIME, 'caller': {'type': ['string', 'null'], 'maxLength': 100}}},
+    },
+}
+
+
+def state_folder(option=None, environ=None):
+    """Where state files live: --state-dir, else $STATE_DIRECTORY (systemd's StateDirectory=; the
+    first entry when it lists several), else /var/lib/camvirtd for root (as the service, so that a
+    run by hand of the same config shares its memory) and $XDG_STATE_HOME/camvirtd (default
+    ~/.local/state/camvirtd) for anyone else."""
+    environ = os.environ if environ is None else environ
+    if option:
+        return option
+    listed = [p for p in environ.get(STATE_ENV, '').split(':') if p]
+    if listed:
+        return listed[0]
+    if os.geteuid() == 0:
+        return SYSTEM_STATE_DIR
+    base = environ.get('XDG_STATE_HOME') or os.path.join(os.path.expanduser('~'), '.local', 'state')
+    return os.path.join(base, 'camvirtd')
+
+
+def state_path(folder, config_path):
+    """<folder>/<config file stem>.json: one state file per config."""
+    stem = os.path.splitext(os.path.basename(config_path))[0]
+    return os.path.join(folder, stem + '.json')
+
+
+def boot_id():
+    """This boot of the host (the kernel's random boot id), or None where there is none."""
+    try:
+        with open(BOOT_ID_PATH) as f:
+            return f.read(64).strip() or None
+    except OSError:
+        return None
+
+
+def write_atomically(path, text):
+    """Replaces the file at `path` with `text`: a reader (or a camvirtd killed at any moment) sees the
+    old content or the new one. The folder is created when missing."""
+    folder = os.path.dirname(path) or '.'
+    os.makedirs(folder, mode=0o755, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix='.{}.'.format(os.path.basename(path)), suffix='.tmp', dir=folder)
+    try:
+        with os.fdopen(fd, 'w') as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    # The rename itself is durable only once the folder is.
+    dir_fd = os.open(folder, os.O_RDONLY | getattr(os, 'O_DIRECTORY', 0))
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def remove_leftovers(path):
+    """Temporary files of writes cut off midway (camvirtd killed between create and rename)."""
+    pattern = os.path.join(glob.escape(os.path.dirname(path) or '.'),
+                           '.{}.*.tmp'.format(glob.escape(os.path.basename(path))))
+    for leftover in glob.glob(pattern):
+        try:
+            os.unlink(leftover)
+        except OSError:
+            pass
+
+
+class StateFileError(Exception):
+    """A state file that cannot be used; one line naming the file."""
+
+
+LATEST_TIME = 253402300799  # 9999-12-31 23:59:59 UTC
+
+
+def _finite_times(data):
+    times = list(data.get('expected', {}).values()) + list(data.get('restarts', []))
+    times += [stop['time'] for stop in data.get('stops', {}).values()]
+    if data.get('command'):
+        times.append(data['command']['started'])
+    # Finite, and within what a date can show (1970 to 9999): a time from a hand-edited or damaged file
+    # must not crash camvirtd at start nor every status query after it.
+    return all(isinstance(t, (int, float)) and math.isfinite(t) and 0 <= t <= LATEST_TIME for t in times)
+
+
+def read_state(path, daemon_name):
+    """The parsed state file, None when there is none, StateFileError when it cannot be used."""
+    if not os.path.lexists(path):
+        return None
+    try:
+        data = read_json_file(path, 'state file')
+    except JsonFileError as e:
+        raise StateFileError(str(e)) from None
+    problems = schema_problems(jsonschema.Draft7Validator(STATE_SCHEMA), data)
+    if problems:
+        key, message = problems[0]
+        raise StateFileError('{}: state file: {}: {}'.format(path, key, message))
+    if data['format'] != FORMAT:
+        raise StateFileError('{}: state file has format {}, this camvirtd writes {}'.format(
+            path, data['format'], FORMAT))
+    if data['daemon'] != daemon_name:
+        raise StateFileError('{}: state file was written for daemon {!r}, this one is {!r}'.format(
+            path, data['daemon'][:64], daemon_name))
+    if not _finite_times(data):
+        raise StateFileError('{}: state file: a time is not a finite number between 1970 and 9999'.format(path))
+    return data
+
+
+def interrupted_command(command):
+    """The last_command entry for a command camvirtd's death cut off (its problem both as 'message'
+    and as 'problems', for either form of the client)."""
+    problem = '{} (started {} by {})'.format(INTERRUPTED, utc_iso(command['started']),
+                                            command.get('caller') or 'unknown')
+    return {'name': command['name'], 'domains': command['domains'], 'status': CommandStatus.Failed,
+            'message': problem, 'problems': [problem], 'time': utc_iso(command['started']), 'interrupted': True}
+
+
+def _plural(count, word):
+    return '{} {}{}'.format(count, word, '' if count == 1 else 's')
+
+
+class DaemonMemory:
+    """camvirtd's memory: restored from the state file at start, written back at every change.
+    Writing never raises: a state file that cannot be written is an error in the log (once per
+    distinct reason), and camvirtd goes on serving."""
+
+    def __init__(self, path, daemon_name, config_path, log):
+        self.path = path
+        self._daemon = daemon_name
+        self._config_path = config_path
+        self._log = log
+        self._lock = threading.Lock()
+        self._crashes = None
+        self._running = None
+        self._last = None
+        self._write_error = None
+
+    # --- start --------------------------------------------------------------------------------
+
+    def restore(self, crashes, domains, now=None):
+        """Fills `crashes` from the state file and returns the last command to show (or None).
+        Entries for domains not in `domains` are dropped. From then on every change of `crashes`
+        is written back."""
+        now = time.time() if now is None else now
+        remove_leftovers(self.path)
+        data = self._read()
+        if data is not None:
+            self._apply(data, crashes, set(domains), now)
+        self._crashes = crashes
+        crashes.on_change = self.save
+        self.save()
+        return self._last
+
+    def _read(self):
+        try:
+            data = read_state(self.path, self._daemon)
+        except StateFileError as e:
+            self._log.warning('{}{}; starting with nothing remembered'.format(e, self._keep_aside()))
+            return None
+        if data is None:
+            self._log.info('no state file at {}: first start, nothing to remember'.format(self.path))
+        return data
+
+    def _apply(self, data, crashes, domains, now):
+        dropped = sorted((set(data.get('expected', {})) | set(data.get('stops', {}))) - domains)
+        if dropped:
+            self._log.info('{}: dropped {} no longer in the config: {}'.format(
+                self.path, 'a domain' if len(dropped) == 1 else 'domains', ', '.join(dropped[:10])))
+        expected = {n: t for n, t in data.get('expected', {}).items() if n in domains}
+        stops = {n: s for n, s in data.get('stops', {}).items() if n in domains}
+        host_restarted = bool(data.get('boot_id')) and boot_id() not in (None, data.get('boot_id'))
+        crashes.restore(expected, stops, data.get('restarts', []), now, host_restarted)
+        last = data.get('last_command')
+        if data.get('command'):
+            last = interrupted_command(data['command'])
+            self._log.error('{} ({}) was {}'.format(last['name'], ', '.join(last['domains']), last['message']))
+        self._last = last
+        self._log.info('state restored from {}: {}; {} in the last hour{}'.format(
+            self.path, 'should run: ' + ', '.join(sorted(expected)) if expected else 'no domain should run',
+            _plural(len(crashes.snapshot(now)['restarts']), 'automatic restart'),
+            ' (the host has restarted since)' if host_restarted else ''))
+
+    def _keep_aside(self):
+        """Moves a bad state file (a regular one) to <path>.bad for a look later; says so."""
+        if not os.path.isfile(self.path) or os.path.islink(self.path):
+            return ''
+        try:
+            os.replace(self.path, self.path + '.bad')
+        except OSError:
+            return ''
+        return '; kept as {}.bad'.format(self.path)
+
+    # --- changes --------------------------------------------------------------------------------
+
+    def command_started(self, name, domains, caller, now=None):
+        with self._lock:
+            self._running = {'name': name, 'domains': list(domains), 'caller': caller,
+                             'started': time.time() if now is None else now}
+        self.save()
+
+    def command_finished(self, last_command):
+        with self._lock:
+            self._running = None
+            self._last = dict(last_command)
+        self.save()
+
+    def save(self):
+        """Writes what is remembered now. Under the lock from snapshot to rename, so that a later
+        state is never overwritten by an earlier one."""
+        with self._lock:
+            data = {'format': FORMAT, 'daemon': self._daemon, 'config': self._config_path,
+                    'written': utc_iso(time.time()), 'command': self._running, 'last_command': self._last}
+            # Only a boot id there is: a file with none must still read back (a host without one).
+            this_boot = boot_id()
+            if this_boot is not None:
+                data['boot_id'] = this_boot
+            if self._crashes is not None:
+                data.update(self._crashes.snapshot(time.time()))
+            try:
+                write_atomically(self.path, _to_json(data))
+            except OSError as e:
+                self._note_write_error('{}: cannot write state file: {}'.format(self.path, e.strerror or e))
+                return
+            if self._write_error is not None:
+                self._log.info('{}: state file written again'.format(self.path))
+            self._write_error = None
+
+    def _note_write_error(self, message):
+        if message != self._write_error:
+            self._log.error('{} (what camvirtd remembers would be lost at its next restart)'.format(message))
+        self._write_error = message
+
+
+def _to_json(data):
+    return json.dumps(data, indent=1, sort_keys=True) + '\n'
+
+
+class NoMemory:
+    """A camvirtd that remembers nothing across restarts (in-process tests, the benchmark)."""
+
+    path = None
+
+    def restore(self, crashes, domains, now=None):
+        return None
+
+    def command_started(self, name, domains, caller, now=None):
+        pass
+
+    def command_finished(self, last_command):
+        pass
+
+    def save(self):
+        pass

@@ -1,0 +1,386 @@
+"""camvirtd's Pyro4 server, hardened against hostile and careless callers on its network port.
+
+Pyro4's own thread-pool server gives each connection a worker thread for as long as it is open and
+reads whatever size a message header declares: 200 idle sockets lock everyone out and one 2 GiB
+header reserves 2 GiB. This server keeps Pyro4's protocol and request handling (the Daemon's
+_handshake and handleRequest, so plain Pyro4 proxies see no difference) and changes who waits for what:
+
+- one selector thread (epoll) accepts connections and reads messages into memory, header first
+  (wireframes.read_message): a message whose header declares more than MAX_MESSAGE_SIZE is refused
+  before its body is read;
+- a connection must bring a complete message within IDLE_TIMEOUT of opening or of its last reply, or
+  it is dropped (idle, slow and half-open connections cost a socket and a few bytes meanwhile);
+- complete messages go to a fixed pool of WORKERS threads, taken round-robin by source address with at
+  most IN_FLIGHT_PER_SOURCE at once for any source (fairjobs), so one address cannot take every
+  worker. A call runs as long as it needs: a connection whose request is being served has no
+  deadline. The worker then waits LINGER for the connection's next message and serves it too, else
+  re-arms the connection for the selector thread;
+- connections are limited in total and per source address (control machines are exempt from the
+  total, so opsd always gets in); oneway calls run on the workers too (ONEWAY_THREADED off);
+- an address that the RefusalLog finds flooding is not served until its interval ends.
+Every refusal goes to the RefusalLog, which rate-limits the lines.
+"""
+import collections
+import ipaddress
+import select
+import socket
+import threading
+import time
+
+import Pyro4
+import Pyro4.core
+import Pyro4.errors
+import Pyro4.util
+
+from ..shared.addresses import canonical
+from .fairjobs import FairJobs
+from .frames import CLOSED, COMPLETE, PARTIAL, Client, Refusal, read_message, readable, refusal_reply
+
+# Every real camvirtd request is under 2 KB; this is far above, and small enough that every
+# connection at once holding a message this big costs MAX_CONNECTIONS * 64 KiB = 32 MiB.
+MAX_MESSAGE_SIZE = 64 * 1024
+MAX_CONNECTIONS = 512
+MAX_CONNECTIONS_PER_SOURCE = 32
+# A connection must bring a complete request within this long of opening or of its last reply.
+IDLE_TIMEOUT = 10.0
+# How long a reply may take to leave (a caller that does not read it holds a worker this long).
+SEND_TIMEOUT = 10.0
+# Enough for the dashboard host's parallel queries of a hung camera (each 1 s) beside those of the
+# others; one address may hold half of them.
+WORKERS = 48
+IN_FLIGHT_PER_SOURCE = 24
+# A client's socket is watched for one readable event at a time: the selector thread re-arms it while
+# a message is incomplete, the worker that served a message once it has replied. Re-arming is an
+# epoll_ctl call, safe from any thread, so a reply needs no round through the selector thread.
+ARMED = select.EPOLLIN | select.EPOLLONESHOT
+# The selector thread wakes at least this often to drop expired connections and flush refusals.
+TICK = 0.25
+ACCEPTS_PER_TICK = 64
+# After serving a message, a worker waits this long for the connection's next one before handing it
+# back to the selector thread: a proxy's call follows its handshake within a fraction of that.
+LINGER = 0.005
+# After accept() failed (out of file descriptors), the listener rests this long instead of spinning.
+ACCEPT_PAUSE = 0.5
+
+
+def configure_pyro():
+    """The process-wide Pyro4 settings this server relies on (camvirtd serves one daemon)."""
+    Pyro4.config.SERIALIZERS_ACCEPTED = {'serpent'}  # the rockit family's; nothing else is parsed
+    Pyro4.config.ONEWAY_THREADED = False  # a oneway call runs on a worker, not a thread of its own
+    Pyro4.config.DETAILED_TRACEBACK = False
+
+
+def listen(host, port, backlog=128):
+    """A listening TCP socket; '::' listens on IPv6 and IPv4 both (dual stack)."""
+    family = socket.AF_INET6 if ':' in host else socket.AF_INET
+    dual = family == socket.AF_INET6 and ipaddress.ip_address(host.split('%')[0]).is_unspecified
+    sock = socket.create_server((host, port), family=family, backlog=backlog, dualstack_ipv6=dual)
+    sock.setblocking(False)
+    return sock
+
+
+class HardenedServer:
+    """The transport server of a HardenedDaemon (Pyro4's transportServer interface: loop, shutdown,
+    close, sock, sockets, locationStr). Its loop runs in the thread that calls Daemon.requestLoop;
+    it owns the worker threads and stops them in close()."""
+
+    def __init__(self, daemon, listener, refusals, privileged, limits):
+        self.daemon = daemon
+        self.sock = listener
+        self.limits = limits
+        self._refusals = refusals
+        self._privileged = privileged
+        host, port = listener.getsockname()[:2]
+        self.locationStr = '[{}]:{}'.format(host, port) if ':' in host else '{}:{}'.format(host, port)
+        self._epoll = select.epoll()
+        self._epoll.register(listener.fileno(), select.EPOLLIN)
+        self._wake_read, self._wake_write = socket.socketpair()
+        self._wake_read.setblocking(False)
+        self._wake_write.setblocking(False)
+        self._epoll.register(self._wake_read.fileno(), select.EPOLLIN)
+        self._clients = set()
+        self._by_fd = {}
+        self._per_source = collections.Counter()
+        self._returned = collections.deque()  # clients the workers are done with, to drop
+        self._jobs = FairJobs(limits['in_flight_per_source'])
+        self._stopping = threading.Event()
+        self._loop_done = threading.Event()
+        self._loop_done.set()
+        self._next_sweep = 0.0
+        self._accept_paused_until = None
+        self._workers = [threading.Thread(target=self._work, name='pyro-worker-{}'.format(i), daemon=True)
+                         for i in range(limits['workers'])]
+        for worker in self._workers:
+            worker.start()
+
+    @property
+    def sockets(self):
+        return [self.sock]
+
+    def __repr__(self):
+        return '<HardenedServer on {}; {} connections>'.format(self.locationStr, len(self._clients))
+
+    # --- the selector thread ----------------------------------------------------------------------
+
+    def loop(self, loopCondition=lambda: True):  # noqa: N803 (Pyro4's name)
+        self._loop_done.clear()
+        try:
+            while not self._stopping.is_set() and loopCondition():
+                self._step()
+        finally:
+            self._loop_done.set()
+
+    def _step(self):
+        for fd, _ in self._epoll.poll(TICK):
+            if fd == self.sock.fileno():
+                self._accept()
+            elif fd == self._wake_read.fileno():
+                self._drain_wake()
+            elif fd in self._by_fd:
+                self._read(self._by_fd[fd])
+        self._take_returns()
+        now = time.monotonic()
+        if self._accept_paused_until is not None and now >= self._accept_paused_until:
+            self._accept_paused_until = None
+            self._epoll.register(self.sock.fileno(), select.EPOLLIN)
+        if now >= self._next_sweep:
+            self._next_sweep = now + TICK
+            self._drop_expired(now)
+            self._refusals.flush_due()
+
+    def _accept(self):
+        for _ in range(ACCEPTS_PER_TICK):
+            try:
+                sock, peer = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:  # EMFILE and the like: the backlog keeps them until a socket frees
+                self._refusals.refused('(unknown)', 'connection', 'cannot accept', e.strerror or str(e))
+                self._epoll.unregister(self.sock.fileno())
+                self._accept_paused_until = time.monotonic() + ACCEPT_PAUSE
+                return
+            source = canonical(peer[0])
+            problem = self._admission_problem(source) or self._flood_problem(source)
+            if problem:
+                sock.close()
+                self._refusals.refused(source, 'connection', problem)
+                continue
+            sock.setblocking(False)  # reads wait on the selector, replies on BufferedConnection.send
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            client = Client(sock, source, time.monotonic() + self.limits['idle_timeout'],
+                            self.limits['send_timeout'])
+            self._clients.add(client)
+            self._per_source[source] += 1
+            self._by_fd[client.fd] = client
+            self._epoll.register(client.fd, ARMED)
+
+    def _admission_problem(self, source):
+        if self._per_source[source] >= self.limits['max_connections_per_source']:
+            return 'too many connections from this address'
+        if len(self._clients) >= self.limits['max_connections'] and not self._privileged(source):
+            return 'too many connections'
+        return None
+
+    def _flood_problem(self, source):
+        """A source that keeps being refused is not served for the rest of the refusals' interval
+        (control machines always are)."""
+        if self._refusals.flooding(source) and not self._privileged(source):
+            return 'refusal flood'
+        return None
+
+    def _read(self, client):
+        outcome = read_message(client, self.limits['max_message_size'])
+        if outcome is PARTIAL:
+            self._epoll.modify(client.fd, ARMED)  # the rest of the message, when it comes
+        elif outcome is CLOSED:
+            self._drop(client)  # the caller closed or reset it
+        elif isinstance(outcome, Refusal):
+            self._refuse(client, outcome)
+        elif self._flood_problem(client.source):
+            self._refuse(client, Refusal('refusal flood', 'not served until the interval ends'))
+        else:
+            client.busy = True
+            self._jobs.put(client.source, (client, client.take_message()))
+
+    def _take_returns(self):
+        while self._returned:
+            client, outcome = self._returned.popleft()
+            client.busy = False
+            if isinstance(outcome, Refusal):
+                self._refuse(client, outcome)
+            else:
+                self._drop(client)
+
+    def _drop_expired(self, now):
+        for client in [c for c in self._clients if not c.busy and c.deadline <= now]:
+            why = 'incomplete message' if client.buffer else 'idle'
+            self._refuse(client, Refusal(why, 'no complete request within {:g} s'.format(
+                self.limits['idle_timeout'])))
+
+    def _refuse(self, client, refusal):
+        self._refusals.refused(client.source, 'connection', refusal.why, refusal.detail)
+        if refusal.header is not None:
+            self._send_refusal(client, refusal.header, '{}: {}'.format(refusal.why, refusal.detail))
+        self._drop(client)
+
+    @staticmethod
+    def _send_refusal(client, header, text):
+        """A best-effort error reply to a refused message (a plain Pyro4 client then raises an error
+        that says why): sent without waiting, so it is lost when the caller's buffers are full."""
+        reply = refusal_reply(header, text)
+        if reply is None:
+            return
+        try:
+            client.sock.send(reply)
+        except OSError:
+            pass  # the caller is gone or its buffers are full: it learns from the closed connection
+
+    def _drop(self, client):
+        if client not in self._clients:
+            return
+        self._clients.discard(client)
+        self._per_source[client.source] -= 1
+        if not self._per_source[client.source]:
+            del self._per_source[client.source]
+        self._by_fd.pop(client.fd, None)
+        try:
+            self._epoll.unregister(client.fd)
+        except (OSError, ValueError):
+            pass  # closed already
+        client.conn.close()
+
+    def _drain_wake(self):
+        try:
+            while self._wake_read.recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+
+    def _wake(self):
+        try:
+            self._wake_write.send(b'\0')
+        except (BlockingIOError, InterruptedError):
+            pass  # a wake-up is pending already
+        except OSError:
+            pass  # closed: the server is stopping
+
+    # --- the workers ------------------------------------------------------------------------------
+
+    def _work(self):
+        while True:
+            taken = self._jobs.take()
+            if taken is None:
+                return
+            source, (client, data) = taken
+            try:
+                outcome = self._serve_on(client, data)
+            finally:
+                self._jobs.done(source)
+            if outcome is PARTIAL and not self._stopping.is_set() and self._rearm(client):
+                continue
+            self._returned.append((client, outcome))  # to be dropped by the selector thread
+            self._wake()
+
+    def _serve_on(self, client, data):
+        """Serves the client's message, and the next ones that come within LINGER of each reply (a
+        Pyro4 proxy's call right after its handshake, a kept proxy's next call) without a round through
+        the selector thread. PARTIAL when the selector should watch the client again, else CLOSED or
+        a Refusal for the selector thread to drop it with."""
+        while self._serve(client, data) and not self._stopping.is_set():
+            if not readable(client.sock, LINGER):
+                return PARTIAL
+            outcome = read_message(client, self.limits['max_message_size'])
+            if outcome is not COMPLETE:
+                return outcome
+            if self._flood_problem(client.source):
+                return Refusal('refusal flood', 'not served until the interval ends')
+            data = client.take_message()
+        return CLOSED
+
+    def _rearm(self, client):
+        """Watches a served client for its next message (from a worker); False when it cannot be."""
+        client.deadline = time.monotonic() + self.limits['idle_timeout']
+        client.busy = False
+        try:
+            self._epoll.modify(client.fd, ARMED)
+            return True
+        except (OSError, ValueError):
+            client.busy = True  # closed meanwhile (the server is stopping): the loop drops it
+            return False
+
+    def _serve(self, client, data):
+        """Handles one complete message with Pyro's Daemon; whether to keep the connection."""
+        client.conn.feed(data)
+        try:
+            if not client.handshaken:
+                client.handshaken = self.daemon._handshake(client.conn)  # pylint: disable=protected-access
+                return client.handshaken
+            self.daemon.handleRequest(client.conn)
+            return True
+        except (OSError, Pyro4.errors.ConnectionClosedError, Pyro4.errors.TimeoutError):
+            return False
+        except Exception as e:  # pylint: disable=broad-except
+            # Pyro answered the caller already where it could (a bad message, a refused serializer).
+            self._refusals.refused(client.source, 'request', 'bad request', '{}: {}'.format(type(e).__name__, e))
+            return False
+
+    # --- stopping ---------------------------------------------------------------------------------
+
+    def shutdown(self):
+        self._stopping.set()
+        self._wake()
+
+    def close(self):
+        """Stops the loop, the workers (a worker still in a call is left to end: calls cannot be
+        interrupted) and closes every socket."""
+        self.shutdown()
+        self._loop_done.wait(timeout=5)
+        self._jobs.close()
+        deadline = time.monotonic() + 2
+        for worker in self._workers:
+            worker.join(timeout=max(0.0, deadline - time.monotonic()))
+        for client in list(self._clients):
+            self._drop(client)
+        self._epoll.close()
+        self.sock.close()
+        self._wake_read.close()
+        self._wake_write.close()
+
+
+DEFAULT_LIMITS = {
+    'max_message_size': MAX_MESSAGE_SIZE,
+    'max_connections': MAX_CONNECTIONS,
+    'max_connections_per_source': MAX_CONNECTIONS_PER_SOURCE,
+    'idle_timeout': IDLE_TIMEOUT,
+    'send_timeout': SEND_TIMEOUT,
+    'workers': WORKERS,
+    'in_flight_per_source': IN_FLIGHT_PER_SOURCE,
+}
+
+
+class HardenedDaemon(Pyro4.core.Daemon):
+    """A Pyro4 Daemon served by a HardenedServer, whose error replies carry no traceback (no local
+    file paths: the exception's own message says what was wrong).
+
+    refusals: a RefusalLog; privileged(source) -> whether an address may connect beyond the total
+    limit (the control machines); limits: overrides of DEFAULT_LIMITS."""
+
+    def __init__(self, host, port, refusals, privileged=None, limits=None):
+        listener = listen(host, port)
+        # Pyro4's Daemon makes its transport server in __init__ from config.SERVERTYPE ('thread' or
+        # 'multiplex', both unfit here). Given a connected socket it makes a passive single-connection
+        # one instead, which is replaced at once: a socketpair nobody else sees.
+        placeholder, other = socket.socketpair()
+        try:
+            super().__init__(connected_socket=placeholder)
+        finally:
+            other.close()
+        self.transportServer.conn = None
+        placeholder.close()
+        merged = dict(DEFAULT_LIMITS, **(limits or {}))
+        self.transportServer = HardenedServer(self, listener, refusals, privileged or (lambda _: False), merged)
+        self.locationStr = self.transportServer.locationStr
+
+    def _sendExceptionResponse(self, connection, seq, serializer_id, exc_value, tbinfo, flags=0,  # noqa: N802
+                               annotations=None):
+        super()._sendExceptionResponse(connection, seq, serializer_id, exc_value, [], flags, annotations)

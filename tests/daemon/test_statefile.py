@@ -1,0 +1,183 @@
+"""The state file: where it lives, atomic writes, what a start makes of a good, missing, corrupt or
+foreign file, and a command cut off by camvirtd's death."""
+
+import json
+import os
+import time
+
+import pytest
+from testworld.support import ListLog
+
+from rockit.camvirt.shared.constants import CommandStatus, VMState
+from rockit.camvirt.daemon.crashwatch import STOPPED_WHILE_DOWN, CrashWatch
+from rockit.camvirt.daemon.statefile import (INTERRUPTED, SYSTEM_STATE_DIR, DaemonMemory, StateFileError, read_state,
+                                      state_folder, state_path, write_atomically)
+
+DAEMON = 'superwasp_camvirt_das1'
+DOMAINS = ['cam1', 'cam2']
+
+
+def memory(tmp_path, log=None):
+    return DaemonMemory(str(tmp_path / 'das1.json'), DAEMON, '/etc/camvirtd/das1.json', log or ListLog())
+
+
+def test_the_folder_comes_from_the_option_then_systemd_then_a_default(monkeypatch):
+    assert state_folder('/x', {'STATE_DIRECTORY': '/y'}) == '/x'
+    assert state_folder(None, {'STATE_DIRECTORY': '/var/lib/camvirtd:/var/lib/other'}) == '/var/lib/camvirtd'
+    monkeypatch.setattr(os, 'geteuid', lambda: 0)
+    assert state_folder(None, {}) == SYSTEM_STATE_DIR
+    monkeypatch.setattr(os, 'geteuid', lambda: 1000)
+    assert state_folder(None, {'XDG_STATE_HOME': '/home/u/st'}) == '/home/u/st/camvirtd'
+    assert state_path('/var/lib/camvirtd', '/etc/camvirtd/superwasp_das1.json') == \
+        '/var/lib/camvirtd/superwasp_das1.json'
+
+
+def test_an_atomic_write_leaves_only_the_new_file(tmp_path):
+    path = str(tmp_path / 'sub' / 'x.json')
+    write_atomically(path, 'one')
+    write_atomically(path, 'two')
+    assert open(path).read() == 'two'
+    assert os.listdir(str(tmp_path / 'sub')) == ['x.json']
+
+
+def test_what_is_remembered_comes_back_after_a_restart(tmp_path):
+    now = time.time()
+    first = memory(tmp_path)
+    watch = CrashWatch(3)
+    assert first.restore(watch, DOMAINS, now=now) is None
+    first.command_started('initialize', DOMAINS, '127.0.0.1', now=now)
+    watch.expect_running(DOMAINS, now=now + 1)
+    last = {'name': 'initialize', 'domains': DOMAINS, 'status': 0, 'message': '', 'time': 'T'}
+    first.command_finished(last)
+    watch.take_restart(now + 2)
+
+    log = ListLog()
+    again = CrashWatch(3)
+    assert memory(tmp_path, log).restore(again, DOMAINS, now=now + 3) == last
+    assert again.snapshot(now + 3) == {'expected': {'cam1': now + 1, 'cam2': now + 1}, 'stops': {},
+                                       'restarts': [now + 2]}
+    assert 'state restored from {}: should run: cam1, cam2; 1 automatic restart in the last hour'.format(
+        tmp_path / 'das1.json') in log.text()
+    assert again.observe('cam1', VMState.ShutOff, now + 4)
+    assert again.unexpected_stop('cam1')['reason'] == STOPPED_WHILE_DOWN
+
+
+def test_a_host_whose_boot_id_cannot_be_read_still_reads_its_state_back(tmp_path, monkeypatch):
+    # As under a unit that hides /proc/sys: no boot id to write, and the file must still load.
+    monkeypatch.setattr('rockit.camvirt.daemon.statefile.BOOT_ID_PATH', str(tmp_path / 'no-boot-id'))
+    first = memory(tmp_path)
+    watch = CrashWatch(3)
+    first.restore(watch, DOMAINS, now=1000.0)
+    watch.expect_running(['cam1'], now=1001.0)
+    last = {'name': 'initialize', 'domains': ['cam1'], 'status': 0, 'message': '', 'time': 'T'}
+    first.command_finished(last)
+    assert 'boot_id' not in json.loads((tmp_path / 'das1.json').read_text())
+    log = ListLog()
+    again = CrashWatch(3)
+    assert memory(tmp_path, log).restore(again, DOMAINS, now=1002.0) == last
+    assert again.snapshot(1002.0)['expected'] == {'cam1': 1001.0}
+    assert 'warning' not in log.text().lower(), log.text()
+
+
+def test_a_command_cut_off_is_remembered_as_interrupted(tmp_path):
+    first = memory(tmp_path)
+    first.restore(CrashWatch(3), DOMAINS, now=1000.0)
+    first.command_started('shutdown', ['cam2'], '10.2.6.160', now=1000.0)
+    # camvirtd dies here.
+    log = ListLog()
+    last = memory(tmp_path, log).restore(CrashWatch(3), DOMAINS)
+    assert last['status'] == CommandStatus.Failed and last['interrupted'] is True
+    assert last['message'].startswith(INTERRUPTED) and '10.2.6.160' in last['message']
+    assert 'error: shutdown (cam2) was interrupted: camvirtd stopped while it ran' in log.text()
+    # ... and written back as the last command, no longer as running.
+    assert json.loads((tmp_path / 'das1.json').read_text())['command'] is None
+
+
+def test_domains_no_longer_in_the_config_are_dropped(tmp_path):
+    first = memory(tmp_path)
+    watch = CrashWatch(3)
+    first.restore(watch, ['cam1', 'cam9'], now=1000.0)
+    watch.expect_running(['cam1', 'cam9'], now=1000.0)
+    log = ListLog()
+    again = CrashWatch(3)
+    memory(tmp_path, log).restore(again, DOMAINS, now=1001.0)
+    assert list(again.snapshot(1001.0)['expected']) == ['cam1']
+    assert 'info: {}: dropped a domain no longer in the config: cam9'.format(tmp_path / 'das1.json') in log.text()
+
+
+def test_no_file_is_a_first_start(tmp_path):
+    log = ListLog()
+    memory(tmp_path, log).restore(CrashWatch(3), DOMAINS)
+    assert log.lines == [('info', 'no state file at {}: first start, nothing to remember'.format(
+        tmp_path / 'das1.json'))]
+    assert (tmp_path / 'das1.json').exists()
+
+
+def other_daemon(path):
+    path.write_text(json.dumps({'format': 1, 'daemon': 'clasp_camvirt_das'}))
+
+
+BAD_FILES = {
+    'not json': (lambda p: p.write_text('{"format": 1, "dae'), 'is not valid JSON'),
+    'not an object': (lambda p: p.write_text('[1, 2]'), 'state file: (top level): must be an object, not a list'),
+    'a folder': (lambda p: p.mkdir(), 'a directory, not a regular file'),
+    'a fifo': (lambda p: os.mkfifo(str(p)), 'a FIFO, not a regular file'),
+    'another daemon': (other_daemon, "written for daemon 'clasp_camvirt_das', this one is '{}'".format(DAEMON)),
+    'a time that is not finite': (
+        lambda p: p.write_text(json.dumps({'format': 1, 'daemon': DAEMON, 'expected': {'cam1': float('nan')}})),
+        'a time is not a finite number'),
+    'a time past what a date can show': (
+        lambda p: p.write_text(json.dumps({'format': 1, 'daemon': DAEMON, 'stops': {
+            'cam1': {'state': 'shut off', 'time': 1e20, 'reason': 'stopped unexpectedly'}}})),
+        'a time is not a finite number between 1970 and 9999'),
+    'a time before 1970': (
+        lambda p: p.write_text(json.dumps({'format': 1, 'daemon': DAEMON, 'stops': {
+            'cam1': {'state': 'shut off', 'time': -1e13, 'reason': 'stopped unexpectedly'}}})),
+        'a time is not a finite number between 1970 and 9999'),
+    'a bad domain name': (
+        lambda p: p.write_text(json.dumps({'format': 1, 'daemon': DAEMON, 'expected': {'a b': 1}})),
+        "'a b' is not a name of 1-64 letters, digits and ._+-"),
+    'too large': (lambda p: p.write_text(' ' * (2 << 20)), 'state file is larger than 1024 KiB'),
+}
+
+
+@pytest.mark.parametrize('case', sorted(BAD_FILES))
+def test_a_bad_file_is_one_warning_and_a_clean_start(tmp_path, case):
+    make, expected = BAD_FILES[case]
+    path = tmp_path / 'das1.json'
+    make(path)
+    with pytest.raises(StateFileError):
+        read_state(str(path), DAEMON)
+    log = ListLog()
+    watch = CrashWatch(3)
+    assert memory(tmp_path, log).restore(watch, DOMAINS) is None
+    assert watch.snapshot(0)['expected'] == {}
+    warnings = [message for level, message in log.lines if level == 'warning']
+    assert len(warnings) == 1 and len(log.lines) <= 2, log.lines  # the warning, and a failed rewrite at most
+    assert warnings[0].startswith(str(path)) and expected in warnings[0], warnings[0]
+    # Sane length: the line names the file (twice, with its .bad copy) and says little more.
+    assert warnings[0].endswith('; starting with nothing remembered')
+    assert len(warnings[0].replace(str(path), '')) < 220, warnings[0]
+    if os.path.exists(str(path) + '.bad'):  # a regular file is kept aside for a look, and replaced
+        assert 'kept as {}.bad'.format(path) in warnings[0]
+        assert read_state(str(path), DAEMON)['expected'] == {}
+
+
+def test_a_file_that_cannot_be_written_is_one_error_and_camvirtd_goes_on(tmp_path):
+    blocker = tmp_path / 'not-a-folder'
+    blocker.write_text('')
+    log = ListLog()
+    kept = DaemonMemory(str(blocker / 'das1.json'), DAEMON, 'c.json', log)
+    watch = CrashWatch(3)
+    kept.restore(watch, DOMAINS)
+    watch.expect_running(['cam1'])
+    watch.expect_off(['cam1'])
+    errors = [message for level, message in log.lines if level == 'error']
+    assert len(errors) == 1 and 'cannot write state file' in errors[0], log.lines
+
+
+def test_a_last_command_with_a_problems_list_reads_too(tmp_path):
+    last = {'name': 'shutdown', 'domains': ['cam1'], 'status': 1, 'problems': ['domain cam1 is still running'],
+            'time': 'T'}
+    (tmp_path / 'das1.json').write_text(json.dumps({'format': 1, 'daemon': DAEMON, 'last_command': last}))
+    assert memory(tmp_path).restore(CrashWatch(3), DOMAINS) == last

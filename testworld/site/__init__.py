@@ -1,0 +1,1 @@
+"""camvirt-site: a whole observatory site in network namespaces."""
