@@ -6,7 +6,8 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 APT_PACKAGES := libvirt-dev pkg-config libvirt-daemon libvirt-daemon-system libvirt-clients \
 	rpm systemd qemu-system-x86 libvirt-daemon-driver-qemu busybox-static \
-	systemd-container python3-libvirt python3-pyro4 python3-jsonschema python3-rich rpmlint iproute2 nftables tmux
+	systemd-container python3-libvirt python3-pyro4 python3-jsonschema python3-rich rpmlint iproute2 nftables tmux \
+	python3-pip python3-setuptools python3-wheel man-db
 PYTEST_ARGS ?=
 
 .PHONY: deps apt venv test test-unit test-qemu test-py39 test-py312 lint run bench rpm install clean fuzz

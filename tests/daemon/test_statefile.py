@@ -63,6 +63,23 @@ def test_what_is_remembered_comes_back_after_a_restart(tmp_path):
     assert again.unexpected_stop('cam1')['reason'] == STOPPED_WHILE_DOWN
 
 
+def test_a_host_whose_boot_id_cannot_be_read_still_reads_its_state_back(tmp_path, monkeypatch):
+    # As under a unit that hides /proc/sys: no boot id to write, and the file must still load.
+    monkeypatch.setattr('rockit.camvirt.daemon.statefile.BOOT_ID_PATH', str(tmp_path / 'no-boot-id'))
+    first = memory(tmp_path)
+    watch = CrashWatch(3)
+    first.restore(watch, DOMAINS, now=1000.0)
+    watch.expect_running(['cam1'], now=1001.0)
+    last = {'name': 'initialize', 'domains': ['cam1'], 'status': 0, 'message': '', 'time': 'T'}
+    first.command_finished(last)
+    assert 'boot_id' not in json.loads((tmp_path / 'das1.json').read_text())
+    log = ListLog()
+    again = CrashWatch(3)
+    assert memory(tmp_path, log).restore(again, DOMAINS, now=1002.0) == last
+    assert again.snapshot(1002.0)['expected'] == {'cam1': 1001.0}
+    assert 'warning' not in log.text().lower(), log.text()
+
+
 def test_a_command_cut_off_is_remembered_as_interrupted(tmp_path):
     first = memory(tmp_path)
     first.restore(CrashWatch(3), DOMAINS, now=1000.0)

@@ -51,14 +51,17 @@ def _children(pid):
 
 class Container:
     """One booted container named `name`; usr_overlay: a folder laid over /usr (read-only);
-    binds: [(host path, container path)], read-only."""
+    usr_upper: an empty folder that takes what is written to /usr inside (rpm installs there), the
+    host's /usr untouched; binds: [(host path, container path)], read-only."""
 
-    def __init__(self, name, usr_overlay=None, binds=(), log_path=None):
+    def __init__(self, name, usr_overlay=None, binds=(), log_path=None, usr_upper=None):
         self.name = name
         command = ['systemd-nspawn', '--quiet', '-D', '/', '--volatile=yes', '-b', '--machine', name,
                    '--register=no', '--keep-unit']
         if usr_overlay:
             command.append('--overlay-ro=/usr:{}:/usr'.format(usr_overlay))
+        if usr_upper:
+            command.append('--overlay=/usr:{}:/usr'.format(usr_upper))
         for source, target in binds:
             command.append('--bind-ro={}:{}'.format(source, target))
         self.command = command + INIT_ARGS

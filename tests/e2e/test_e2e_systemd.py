@@ -1,31 +1,37 @@
 """camvirtd@.service under a real systemd: this machine's systemd 252 (Rocky 9's major version) booted
-in a container, with the files `make install` installs laid over its /usr, Debian's own python3-libvirt,
-python3-pyro4, python3-jsonschema and python3-rich, and every hardening line of the unit on.
+in a container, our RPMs installed into it by rpm (their %pre, file lists, modes and scriptlets run),
+Debian's own python3-libvirt, python3-pyro4, python3-jsonschema and python3-rich, and every hardening
+line of the unit on. Then an upgrade to a newer build with an instance running, an erase, and the
+move from a package set laid out as today's upstream (rpms.py says how each set is built).
 
 libvirt is the container's own: Debian's libvirtd.service, socket-activated, with libvirt's default
 access control (its socket open to all, each client asked about through polkit). camvirtd runs as the
-camvirtd user, which only the polkit rule `make install` installed lets in, as on a Rocky host. The
+camvirtd user, which only the polkit rule the server package installed lets in, as on a Rocky host. The
 domains live on that libvirtd's test driver; this test defines them and plays their guests (simulated
 camds on 127.0.0.1, which the container shares with the host) through the container's libvirt socket.
 """
 
+import contextlib
 import json
 import os
+import threading
 import re
-import subprocess
 import time
 import uuid
 
 import libvirt
+import Pyro4.errors
 import pytest
 
 from rockit.camvirt.virt.eventloop import start_event_loop
 from rockit.camvirt.shared.registry import DaemonAddress
+from rockit.camvirt.shared.version import version_from_git
 from testworld.sandbox import SimulatedGuests
-from testworld.simcamd import ANSWERS
+from testworld.simcamd import ANSWERS, HUNG
 
 from .e2e_world import REPO, wait_until
 from .nspawn import Container, nspawn_problem
+from .rpms import CONTAINER_SITELIB, IN_CONTAINER, PackageSets, installed, rpm
 
 pytestmark = [pytest.mark.e2e, pytest.mark.systemd, pytest.mark.timeout(300)]
 
@@ -50,30 +56,37 @@ MAX_EXPOSURE = 2.0
 BOOT_DELAY = 0.3
 
 
-def install_tree(folder):
-    """`make install` into folder/dest: the files the packages carry (Debian's site-packages)."""
-    dest = os.path.join(str(folder), 'dest')
-    subprocess.run(['make', '-s', 'install', 'DESTDIR=' + dest, 'SITELIB=' + DEBIAN_SITELIB], cwd=REPO,
-                   check=True, capture_output=True, timeout=60)
-    return dest
-
-
-def write_etc(dest, world):
+def write_etc(container, world):
     """/etc/camvirtd/test.json (the world's config, with the container's system libvirtd) and
-    /etc/camvirtd/registry.d/test.json (the world's ephemeral ports)."""
-    etc = os.path.join(dest, 'etc', 'camvirtd')
-    os.makedirs(os.path.join(etc, 'registry.d'), exist_ok=True)
-    with open(os.path.join(etc, 'test.json'), 'w') as f:
-        json.dump(dict(world.config, libvirt_uri=LIBVIRT_URI), f)
-    with open(os.path.join(etc, 'registry.d', 'test.json'), 'w') as f:
-        json.dump({'daemons': world.daemons, 'machines': {'LocalHost': '127.0.0.1'}}, f)
+    /etc/camvirtd/registry.d/test.json (the world's ephemeral ports), beside what the packages put there."""
+    container.write('/etc/camvirtd/test.json', json.dumps(dict(world.config, libvirt_uri=LIBVIRT_URI)))
+    container.write('/etc/camvirtd/registry.d/test.json',
+                    json.dumps({'daemons': world.daemons, 'machines': {'LocalHost': '127.0.0.1'}}))
     # A config enabled on the wrong host: its address is not this machine's.
-    with open(os.path.join(etc, 'registry.d', 'wrong.json'), 'w') as f:
-        json.dump({'machines': {'Elsewhere': '192.0.2.1'},  # TEST-NET-1: never this host
-                   'daemons': {'wrong_camvirt': {'object_id': 'wrong', 'host': 'Elsewhere', 'port': 9999}}}, f)
-    with open(os.path.join(etc, 'wrong.json'), 'w') as f:
-        json.dump(dict(world.config, daemon='wrong_camvirt', libvirt_uri=LIBVIRT_URI), f)
-    return etc
+    container.write('/etc/camvirtd/registry.d/wrong.json', json.dumps(
+        {'machines': {'Elsewhere': '192.0.2.1'},  # TEST-NET-1: never this host
+         'daemons': {'wrong_camvirt': {'object_id': 'wrong', 'host': 'Elsewhere', 'port': 9999}}}))
+    container.write('/etc/camvirtd/wrong.json',
+                    json.dumps(dict(world.config, daemon='wrong_camvirt', libvirt_uri=LIBVIRT_URI)))
+
+@pytest.fixture(scope='module')
+def packages(tmp_path_factory):
+    """Our RPMs at this commit's version and the next, and upstream's layout (rpms.py)."""
+    return PackageSets(tmp_path_factory.mktemp('rpms'), version_from_git(REPO) or '20261203000000')
+
+
+def booted(tmp_path, packages):
+    """A booted container whose /usr takes what rpm writes (the host's stays as it is), the
+    packages' folder at IN_CONTAINER."""
+    upper = tmp_path / 'usr-upper'
+    upper.mkdir()
+    container = Container('camvirt-' + uuid.uuid4().hex[:8], usr_upper=str(upper),
+                          binds=[(packages.folder, IN_CONTAINER)], log_path=str(tmp_path / 'console.log'))
+    container.boot()
+    # The host's polkit rules folder is polkitd's, mode 0700; the volatile container allocates its
+    # users afresh, so that owner is another user there and polkitd could read no rule at all.
+    container.run('chmod', '0755', '/usr/share/polkit-1/rules.d')
+    return container
 
 
 def start_libvirtd(container):
@@ -101,41 +114,55 @@ def connect(container, seconds=30):
     return conn
 
 
-def simulated_cameras(world):
-    """{domain: [(camd address, camera id, behaviour)]} of the world's config."""
+def simulated_cameras(world, hung=()):
+    """{domain: [(camd address, camera id, behaviour)]} of the world's config; the cameras in `hung`
+    accept connections but never answer."""
     cameras = {}
     for domain, ids in world.config['domains'].items():
         cameras[domain] = []
         for camera_id, daemon in ids.items():
             a = world.daemons[daemon]
-            cameras[domain].append((DaemonAddress(daemon, a['object_id'], a['host'], a['port']), camera_id, ANSWERS))
+            behaviour = HUNG if camera_id in hung else ANSWERS
+            cameras[domain].append((DaemonAddress(daemon, a['object_id'], a['host'], a['port']), camera_id, behaviour))
     return cameras
 
 
 @pytest.fixture
-def system(make_process_world, tmp_path):
-    """(container, world, conn): the container booted with camvirtd installed (not started yet), its
+def system(make_process_world, tmp_path, packages):
+    """(container, world, conn): the container booted with our RPMs installed (not started yet), its
     libvirtd up with the world's domains, their guests played here; conn: this test's connection."""
+    with installed_system(make_process_world(), tmp_path, packages) as found:
+        yield found
+
+
+@pytest.fixture
+def system_with_a_hung_camera(make_process_world, tmp_path, packages):
+    """The same, with cam2's camd hung and a minute for initialize: a command that runs until stopped."""
+    world = make_process_world(initialize_timeout=60)
+    with installed_system(world, tmp_path, packages, hung=('cam2',)) as found:
+        yield found
+
+
+@contextlib.contextmanager
+def installed_system(world, tmp_path, packages, hung=()):
     problem = nspawn_problem()
     if problem:
         pytest.fail('cannot boot a container: ' + problem)
     start_event_loop()  # before the connection opens: the simulated guests follow its events
-    world = make_process_world()
-    dest = install_tree(tmp_path)
-    etc = write_etc(dest, world)
-    container = Container('camvirt-' + uuid.uuid4().hex[:8], usr_overlay=os.path.join(dest, 'usr'),
-                          binds=[(etc, '/etc/camvirtd')], log_path=str(tmp_path / 'console.log'))
+    container = None
     conn = guests = None
     guest_log = []
     try:
-        container.boot()
+        container = booted(tmp_path, packages)
+        rpm(container, '-i', '--nodeps', *packages.inside(packages.ours.values()))
+        write_etc(container, world)
         start_libvirtd(container)
         conn = connect(container)
-        guests = SimulatedGuests(simulated_cameras(world), BOOT_DELAY, log=guest_log.append).bring_up(conn, None)
+        guests = SimulatedGuests(simulated_cameras(world, hung), BOOT_DELAY, log=guest_log.append).bring_up(conn, None)
         yield container, world, conn
     finally:
         journal = container.run('journalctl', '--no-pager', '-u', UNIT, '-u', 'libvirtd.service',
-                                check=False).stdout if container.init_pid else ''
+                                check=False).stdout if container and container.init_pid else ''
         if guests is not None:
             guests.close()
         if conn is not None:
@@ -143,9 +170,10 @@ def system(make_process_world, tmp_path):
                 conn.close()
             except libvirt.libvirtError:
                 pass  # libvirtd went first
-        container.stop()
+        if container:
+            container.stop()
         print('--- journal\n{}\n--- guests\n{}'.format(journal, '\n'.join(guest_log)))  # shown on failure
-        print('--- console\n' + container.console())
+        print('--- console\n' + (container.console() if container else ''))
 
 
 def in_container(container, *args):
@@ -259,3 +287,117 @@ def test_unit_starts_serves_restarts_and_stops_under_systemd(system):
     assert container.show(wrong, 'SubState') == 'failed'  # not 'auto-restart'
     journal = container.run('journalctl', '--no-pager', '-o', 'cat', '-u', wrong).stdout
     assert 'that address is not on this host' in journal, journal
+
+def test_rpm_upgrade_restarts_the_instance_with_its_vms_running_and_erase_stops_it(system, packages):
+    container, world, conn = system
+    container.systemctl('start', UNIT, timeout=60)
+    init = in_container(container, 'init', 'cam1')
+    assert init.returncode == 0, init.stdout + init.stderr
+    vm_id = conn.lookupByName('cam1').ID()
+    pid = main_pid(container)
+
+    # rpm -U to the next build: the old server package's %postun restarts every running instance.
+    rpm(container, '-U', '--nodeps', *packages.inside(packages.ours_next.values()))
+    assert installed(container) == {name: packages.next_version for name in packages.ours}
+    assert main_pid(container) not in (0, pid)  # restarted before rpm returned
+    assert container.show(UNIT, 'ActiveState') == 'active' and world.report_status() is not None
+    assert container.show(UNIT, 'NRestarts') == '0'  # by the scriptlet, not by a crash
+    # The new process runs the new files: they carry the new version.
+    version = container.run('python3', '-c', 'import rockit.camvirt as c; print(c.__version__)').stdout.strip()
+    assert version == packages.next_version
+    # Its VM ran on, untouched (the same libvirt domain id), and the new camvirtd sees it running.
+    assert conn.lookupByName('cam1').isActive() and conn.lookupByName('cam1').ID() == vm_id
+    assert wait_until(lambda: domain_state(world, 'cam1') == 'running', 15), world.report_status()
+    journal = container.run('journalctl', '--no-pager', '-o', 'cat', '-u', UNIT).stdout
+    assert len(re.findall(r'camvirtd serving PYRO:', journal)) == 2, journal
+
+    # rpm -e: %preun stops the instance; the VMs stay as they are; the files go.
+    rpm(container, '-e', '--nodeps', *packages.ours)
+    assert installed(container) == {}
+    assert main_pid(container) == 0 and world.report_status() is None
+    assert container.show(UNIT, 'ActiveState') == 'inactive'
+    assert conn.lookupByName('cam1').isActive()
+    assert container.run('test', '-e', '/usr/bin/camvirtd', check=False).returncode == 1
+    assert container.run('test', '-e', '/etc/camvirtd/test.json', check=False).returncode == 0  # not a package's
+
+
+def test_upgrade_from_upstreams_packages_keeps_the_edited_config(tmp_path, packages):
+    problem = nspawn_problem()
+    if problem:
+        pytest.fail('cannot boot a container: ' + problem)
+    container = booted(tmp_path, packages)
+    try:
+        rpm(container, '-i', '--nodeps', *packages.inside(packages.upstream.values()))
+        config = '/etc/camvirtd/sting_das1.json'
+        edited = json.loads(container.run('cat', config).stdout)
+        edited['initialize_timeout'] = 120
+        container.write(config, json.dumps(edited, indent=1))
+
+        # The same five names, each replaced by ours: no file conflict (data-superwasp is not among
+        # them: a host of today's site has no superwasp_* config).
+        ours = {name: path for name, path in packages.ours.items() if name in packages.upstream}
+        assert set(ours) == set(packages.upstream)
+        upgrade = rpm(container, '-U', '--nodeps', *packages.inside(ours.values()), check=False)
+        assert upgrade.returncode == 0 and 'conflict' not in upgrade.stderr, upgrade.stdout + upgrade.stderr
+        assert installed(container) == {name: packages.version for name in ours}
+
+        # The operator's edit stays; ours lands beside it; an unedited upstream config becomes ours.
+        assert json.loads(container.run('cat', config).stdout)['initialize_timeout'] == 120
+        with open(os.path.join(REPO, 'config', 'sting_das1.json')) as f:
+            assert container.run('cat', config + '.rpmnew').stdout == f.read()
+        with open(os.path.join(REPO, 'config', 'sting_das2.json')) as f:
+            assert container.run('cat', '/etc/camvirtd/sting_das2.json').stdout == f.read()
+        # Every other file is as our packages have it (rpm -V names only the edited config).
+        verify = rpm(container, '-V', '--nodeps', *ours, check=False).stdout.split('\n')
+        assert [line.split()[-1] for line in verify if line.strip()] == [config], verify
+        # Upstream's metadata went with its package: one rockit.camvirt, ours.
+        infos = container.run('sh', '-c', 'ls -d {}/rockit*camvirt-*'.format(CONTAINER_SITELIB)).stdout.split()
+        assert infos == ['{}/rockit.camvirt-{}.dist-info'.format(CONTAINER_SITELIB, packages.version)]
+        for command in ('camvirtd', 'camvirt'):
+            result = container.run(command, '--help', check=False)
+            assert (result.returncode, result.stderr) == (0, ''), command
+        shown = container.run('camvirt', 'config', '--json', check=False, env={'CAMVIRTD_CONFIG_PATH': config})
+        assert shown.returncode == 0 and '120' in shown.stdout, shown.stdout + shown.stderr
+    finally:
+        container.stop()
+
+
+def test_an_upgrade_landing_while_a_command_runs_ends_it_and_loses_nothing(system_with_a_hung_camera, packages):
+    container, world, conn = system_with_a_hung_camera
+    container.systemctl('start', UNIT, timeout=60)
+    init = in_container(container, 'init', 'cam1')
+    assert init.returncode == 0, init.stdout + init.stderr
+
+    # opsd's initialize of cam2, whose camd never answers: it would wait its whole minute.
+    replies = []
+
+    def opsd():
+        try:
+            with world.proxy(timeout=300) as proxy:
+                replies.append(proxy.initialize(['cam2']))
+        except Pyro4.errors.CommunicationError as error:
+            replies.append(error)
+
+    caller = threading.Thread(target=opsd, daemon=True)
+    caller.start()
+    assert wait_until(lambda: (world.report_status() or {}).get('command'), 20), world.report_status()
+    assert wait_until(lambda: conn.lookupByName('cam2').isActive(), 20)
+
+    started = time.monotonic()
+    rpm(container, '-U', '--nodeps', *packages.inside(packages.ours_next.values()))
+    upgrade_seconds = time.monotonic() - started
+    caller.join(30)
+    # The caller was answered (failed) or its connection closed, at once: not after its minute.
+    assert not caller.is_alive() and replies and replies[0] != 0, replies
+    assert upgrade_seconds < 30, upgrade_seconds
+    status = world.report_status()
+    assert status is not None and status['command'] is None
+    # The command is on record as failed, by the old instance or as interrupted by the new one.
+    assert status['last_command']['status'] == 1, status['last_command']
+    journal = container.run('journalctl', '--no-pager', '-o', 'cat', '-u', UNIT).stdout
+    assert re.search(r'initialize \(cam2\) (failed|was interrupted)', journal), journal
+    # The new instance read the old one's state file (under the unit's sandbox, as written there).
+    assert 'nothing remembered' not in journal and 'state restored from' in journal, journal
+    # Nothing lost: both VMs run on, and cam1, started by a command that succeeded, should still run.
+    assert conn.lookupByName('cam1').isActive() and conn.lookupByName('cam2').isActive()
+    assert 'cam1' in status['should_run'], status

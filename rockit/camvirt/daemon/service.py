@@ -129,14 +129,19 @@ def address_not_here(error):
     return False
 
 
-def main(argv=None):
+def build_parser():
+    """camvirtd's arguments (also the source of its manual page, camvirtd(8))."""
     parser = argparse.ArgumentParser(prog='camvirtd', description='Camera VM management daemon')
     parser.add_argument('config', help='path to the JSON config, e.g. /etc/camvirtd/sting_das1.json')
     parser.add_argument('--state-dir', metavar='DIR',
                         help='folder of the state file kept across restarts (default: $STATE_DIRECTORY, '
                              'else /var/lib/camvirtd for root, else ~/.local/state/camvirtd)')
     parser.add_argument('--version', action='version', version='camvirtd {}'.format(__version__))
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
     config = load_or_exit(args.config)
     state_file = checked_state_path(args)
     configure_pyro()

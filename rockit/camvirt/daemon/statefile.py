@@ -327,8 +327,12 @@ class DaemonMemory:
         state is never overwritten by an earlier one."""
         with self._lock:
             data = {'format': FORMAT, 'daemon': self._daemon, 'config': self._config_path,
-                    'written': utc_iso(time.time()), 'boot_id': boot_id(),
-                    'command': self._running, 'last_command': self._last, 'history': self._history}
+                    'written': utc_iso(time.time()), 'command': self._running, 'last_command': self._last,
+                    'history': self._history}
+            # Only a boot id there is: a file with none must still read back (a host without one).
+            this_boot = boot_id()
+            if this_boot is not None:
+                data['boot_id'] = this_boot
             if self._crashes is not None:
                 data.update(self._crashes.snapshot(time.time()))
             try:
