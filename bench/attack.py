@@ -198,7 +198,7 @@ ATTACKS = [
 def _recording(attack, failures, *args):
     try:
         attack(*args)
-    except Exception as e:  # pylint: disable=broad-except
+    except Exception as e:
         failures.append('{}: {}'.format(type(e).__name__, e))
 
 

@@ -103,7 +103,7 @@ class InProcessWorld:
 
     def proxy(self):
         proxy = Pyro4.Proxy(self.uri)
-        proxy._pyroTimeout = 60  # pylint: disable=protected-access
+        proxy._pyroTimeout = 60
         return proxy
 
     def domains(self):
@@ -165,10 +165,10 @@ def baseline_probe(address):
     """The old daemon's probe: a fresh proxy with a 1 s timeout."""
     try:
         with Pyro4.Proxy(address.uri) as proxy:
-            proxy._pyroTimeout = 1  # pylint: disable=protected-access
+            proxy._pyroTimeout = 1
             proxy.report_status()
         return True
-    except Exception:  # pylint: disable=broad-except
+    except Exception:
         return False
 
 
@@ -306,7 +306,7 @@ class ProcessWorld:
     def vm_state(self):
         """What no attack may change: the domain's state and the last command."""
         with Pyro4.Proxy(self.camvirt_uri) as proxy:
-            proxy._pyroTimeout = 10  # pylint: disable=protected-access
+            proxy._pyroTimeout = 10
             status = proxy.report_status()
         return [d['state'] for d in status['domains']], status['last_command']
 

@@ -22,7 +22,7 @@ CALL_TIMEOUT = 5
 
 def make_proxy(uri):
     proxy = Pyro4.Proxy(uri)
-    proxy._pyroTimeout = CALL_TIMEOUT  # pylint: disable=protected-access
+    proxy._pyroTimeout = CALL_TIMEOUT
     return proxy
 
 
@@ -38,7 +38,7 @@ def client(uri, method, args, requests, fresh, latencies, errors, failed):
             else:
                 getattr(proxy, method)(*args)
             latencies.append(time.perf_counter() - start)
-        except Exception as e:  # pylint: disable=broad-except
+        except Exception as e:
             errors.append(type(e).__name__)
             failed.append(time.perf_counter() - start)
 

@@ -145,7 +145,7 @@ class _CamdDaemon(Pyro4.Daemon):
         assert isinstance(self.transportServer, threadpoolserver.SocketServer_Threadpool)
         self.transportServer.pool.__class__ = _CamdPool  # the same pool, with a camd's size
 
-    def _handshake(self, conn, denied_reason=None):  # pylint: disable=arguments-differ
+    def _handshake(self, conn, denied_reason=None):
         with self._lock:
             if self._closing:  # connected while we shut down: a powered-off VM says nothing
                 conn.close()
@@ -349,7 +349,7 @@ class CameraVMSimulator:
         on a connection that camvirtd follows too (libvirt tracks one unfiltered callback per
         connection and event; a test driver world of its own has only that connection).
         initialize_seconds: how long a camd's initialize() holds its camera lock."""
-        import libvirt  # pylint: disable=import-outside-toplevel
+        import libvirt
         self._libvirt = libvirt
         self._log = log or (lambda _line: None)
         self._conn = conn
@@ -453,8 +453,8 @@ class CameraVMSimulator:
 
 def main(argv=None):
     """Serves one simulated camd until killed: what a real camera guest runs (see guestimage.py)."""
-    import argparse  # pylint: disable=import-outside-toplevel
-    from rockit.camvirt.shared.registry import DaemonAddress  # pylint: disable=import-outside-toplevel
+    import argparse
+    from rockit.camvirt.shared.registry import DaemonAddress
     parser = argparse.ArgumentParser(prog='python -m testworld.simcamd')
     parser.add_argument('--host', default='127.0.0.1')
     parser.add_argument('--port', type=int, required=True)

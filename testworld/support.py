@@ -84,7 +84,7 @@ def define_test_domain(conn, name):
 
 def remove_domain(conn, name):
     """Destroys and undefines the domain, if there is one of that name."""
-    import libvirt  # pylint: disable=import-outside-toplevel
+    import libvirt
     try:
         dom = conn.lookupByName(name)
     except libvirt.libvirtError:

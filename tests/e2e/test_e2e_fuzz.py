@@ -63,7 +63,7 @@ def fuzz(world, seconds):
     while time.monotonic() < deadline and process_alive(invariants.pid):
         try:
             batch()
-        except Exception as e:  # pylint: disable=broad-except  # hypothesis has shrunk it and printed the case
+        except Exception as e:  # hypothesis has shrunk it and printed the case
             broken.append('{}: {}'.format(type(e).__name__, str(e).splitlines()[0] if str(e) else ''))
             print('fuzz: invariant broken: {}'.format(broken[-1]))
     return tried[0], broken

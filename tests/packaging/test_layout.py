@@ -81,7 +81,7 @@ def test_arrows_point_down_between_the_product_folders():
 
 def test_libvirt_is_imported_only_on_the_libvirt_side():
     for path in product_files():
-        if side_of(path) != 'virt' and not path.endswith('devicequery.py'):
+        if side_of(path) != 'virt':
             assert 'libvirt' not in {m.split('.')[0] for m in imports_of(path)}, path
 
 

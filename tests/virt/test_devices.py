@@ -143,11 +143,11 @@ def test_node_device_events_reach_a_presence_on_the_default_test_driver(conn, ma
     """The default test driver sends node device events for vHBAs (the only devices it creates):
     camvirtd's subscription reads the host's devices again on each."""
     world = make_world(domains=1)
-    presence = world.daemon_object._devices  # pylint: disable=protected-access
-    read_before = presence._read_at  # pylint: disable=protected-access
+    presence = world.daemon_object._devices
+    read_before = presence._read_at
     device = conn.nodeDeviceCreateXML(VHBA, 0)
     try:
-        assert wait_until(lambda: presence._read_at != read_before, seconds=5)  # pylint: disable=protected-access
+        assert wait_until(lambda: presence._read_at != read_before, seconds=5)
     finally:
         device.destroy()
 
@@ -159,7 +159,7 @@ VHBA = """<device><parent>scsi_host1</parent><capability type='scsi_host'>
 
 def test_libvirt_unreachable_reads_nothing(make_world):
     world = make_world(domains=1, libvirt_uri='test+unix:///nonexistent/socket')
-    presence = world.daemon_object._devices  # pylint: disable=protected-access
+    presence = world.daemon_object._devices
     assert presence.refresh() is False
     assert presence.wait_until_present(world.domain_names[0], deadline(0.2)) == []
 

@@ -6,7 +6,7 @@ import Pyro4.util
 import pytest
 from Pyro4 import message
 
-from rockit.camvirt.wire.frames import (CLOSED, COMPLETE, PARTIAL, HEADER_SIZE, BufferedConnection, Client, Refusal,
+from rockit.camvirt.wire.frames import (CLOSED, COMPLETE, PARTIAL, HEADER_SIZE, BufferedConnection, Client, WireRefusal,
                                        read_message, refusal_reply)
 from testworld import attacks
 
@@ -59,7 +59,7 @@ def test_refusals_are_made_before_parsing(pair, data, why):
     client, theirs = pair
     theirs.sendall(data)
     outcome = read_message(client, 65536)
-    assert isinstance(outcome, Refusal) and outcome.why == why
+    assert isinstance(outcome, WireRefusal) and outcome.why == why
     if why == 'message too large':
         assert len(client.buffer) == HEADER_SIZE  # the body was not read
 

@@ -56,9 +56,9 @@ def call(uri, timeout, method, *args):
     TimeoutError for a camd that does not answer while its VM runs)."""
     try:
         with Pyro4.Proxy(uri) as proxy:
-            proxy._pyroTimeout = timeout  # pylint: disable=protected-access
+            proxy._pyroTimeout = timeout
             return getattr(proxy, method)(*args), None
-    except Exception as e:  # pylint: disable=broad-except
+    except Exception as e:
         return None, '{}: {}'.format(type(e).__name__, e)
 
 

@@ -64,7 +64,7 @@ def config_path(folder, das):
 def config_data(folder, das, camera_timeout, initialize_timeout, qemu=False):
     """A DAS host's camvirtd config, as the site's (sting_das1 ...) with the world's libvirtd (its
     test driver, or with qemu its QEMU driver)."""
-    from ..privatelibvirtd import sandbox_uri  # pylint: disable=import-outside-toplevel
+    from ..privatelibvirtd import sandbox_uri
     return {
         'daemon': camvirtd_daemon(das), 'log_name': 'camvirtd@testsite_' + das,
         'control_machines': [MACHINES[host] for host in CONTROL_HOSTS],
@@ -77,8 +77,8 @@ def config_data(folder, das, camera_timeout, initialize_timeout, qemu=False):
 
 def site_description(folder, prefix, qemu=False):
     """What callers and tests need to find their way: site.json."""
-    from ..privatelibvirtd import sandbox_uri  # pylint: disable=import-outside-toplevel
-    from .net import ns_name  # pylint: disable=import-outside-toplevel
+    from ..privatelibvirtd import sandbox_uri
+    from .net import ns_name
     registry = registry_data()
     hosts = {role: {'ns': ns_name(prefix, role), 'address': address, 'machine': MACHINES[role]}
              for role, address in SITE_HOSTS.items()}

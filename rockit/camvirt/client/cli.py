@@ -146,7 +146,7 @@ def main(argv=None):
         print('\ncamvirt: interrupted; a command already sent carries on in camvirtd (see camvirt status)',
               file=sys.stderr)
         return EXIT_INTERRUPTED
-    except Exception as error:  # pylint: disable=broad-except
+    except Exception as error:
         # A reply this camvirt cannot show (another version of camvirtd, or a bug): one line, not a
         # traceback, at 3 a.m.
         print('camvirt: cannot show what camvirtd answered: {}: {}'.format(

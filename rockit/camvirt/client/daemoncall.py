@@ -15,7 +15,7 @@ COMMAND_TIMEOUT_MARGIN = 15
 def call_daemon(config, method, timeout, *args):
     """The result of a camvirtd method; Pyro4.errors.CommunicationError when unreachable."""
     with Pyro4.Proxy(config.daemon.uri) as proxy:
-        proxy._pyroTimeout = timeout  # pylint: disable=protected-access
+        proxy._pyroTimeout = timeout
         return getattr(proxy, method)(*args)
 
 

@@ -1,7 +1,7 @@
 """The passthrough devices `camvirt config` lists: asked of camvirtd (on the host they are on), else
 read from libvirt over a read-only connection (what any user of the host may open), else said to be
-unknown, and why: the rest of the config needs no server. libvirt-python is imported only here and only when used: the
-client package does not need it."""
+unknown, and why: the rest of the config needs no server. The libvirt side (and so libvirt-python)
+is imported only when used: the client package does not need it."""
 
 import threading
 
@@ -9,23 +9,11 @@ LIBVIRT_TIMEOUT = 5.0
 
 
 def devices_from_libvirt(uri, domain_names):
-    """{domain: [report_status device entry]} read over a read-only connection to uri. Raises
-    ImportError without libvirt-python, libvirt.libvirtError when libvirt says no."""
-    import libvirt  # pylint: disable=import-outside-toplevel
-
-    from rockit.camvirt.virt.devices import read_domain_hostdevs, read_node_devices  # pylint: disable=import-outside-toplevel
-    from rockit.camvirt.shared.hostdevs import device_entry, find_node_device, understood  # pylint: disable=import-outside-toplevel
-
-    libvirt.registerErrorHandler(lambda _context, _error: None, None)  # we report our own
-    conn = libvirt.openReadOnly(uri)
-    try:
-        hostdevs = {name: read_domain_hostdevs(conn, name) for name in domain_names}
-        kinds = {h.kind for devs in hostdevs.values() for h in devs if understood(h)}
-        nodes = read_node_devices(conn, kinds)
-    finally:
-        conn.close()
-    return {name: [device_entry(h, find_node_device(h, nodes)) for h in devs]
-            for name, devs in hostdevs.items()}
+    """{domain: [report_status device entry]} read over a read-only connection to uri: the client's one
+    arrow into the libvirt side. Raises ImportError without libvirt-python, libvirt.libvirtError
+    when libvirt says no."""
+    from ..virt.devices import read_only_device_entries  # only when used: it needs libvirt-python
+    return read_only_device_entries(uri, domain_names)
 
 
 def _bounded(function, timeout):
@@ -36,7 +24,7 @@ def _bounded(function, timeout):
     def run():
         try:
             outcome['value'] = function()
-        except Exception as e:  # pylint: disable=broad-except
+        except Exception as e:
             outcome['error'] = e
 
     thread = threading.Thread(target=run, name='device-query', daemon=True)
@@ -56,13 +44,13 @@ def config_devices(uri, domain_names, ask_daemon):
     try:
         status = ask_daemon()
         return {d['name']: d.get('devices') or [] for d in status['domains']}, 'camvirtd'
-    except Exception:  # pylint: disable=broad-except
+    except Exception:
         pass  # not running, or not reachable from here: libvirt may still tell
     try:
         devices = _bounded(lambda: devices_from_libvirt(uri, domain_names), LIBVIRT_TIMEOUT)
         return devices, 'libvirt at {} (camvirtd did not answer)'.format(uri)
     except ImportError:
         problem = 'libvirt-python is not installed'
-    except Exception as e:  # pylint: disable=broad-except
+    except Exception as e:
         problem = str(e) or type(e).__name__
     return None, 'unknown: camvirtd did not answer, libvirt at {}: {}'.format(uri, problem)

@@ -108,7 +108,7 @@ def guarded_fleet_host(path):
     """fleet_host(), or a HostView with the error: one bad entry never ends the view."""
     try:
         return fleet_host(path)
-    except Exception as e:  # pylint: disable=broad-except
+    except Exception as e:
         return HostView(config_name(path)[:64], word='cannot show', reason=first_problem(e) or type(e).__name__,
                         attention=True)
 

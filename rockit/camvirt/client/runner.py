@@ -62,7 +62,7 @@ class ProgressWatcher:
         while not self._stop.wait(self.INTERVAL):
             try:
                 status = call_daemon(self._config, 'report_status', STATUS_TIMEOUT)
-            except Exception:  # pylint: disable=broad-except
+            except Exception:
                 continue  # progress is a courtesy; the command's own result is what counts
             status['domains'] = [d for d in status['domains'] if self._domains is None or d['name'] in self._domains]
             for name, text in progress_lines(last, status):

@@ -37,7 +37,7 @@ class StatusPoller:
             if fresh:
                 self.close()
                 self._proxy = Pyro4.Proxy(self._uri)
-                self._proxy._pyroTimeout = self._timeout  # pylint: disable=protected-access
+                self._proxy._pyroTimeout = self._timeout
             try:
                 return check_status_reply(self._proxy.report_status()), None
             except NotCamvirtd as error:
@@ -50,7 +50,7 @@ class StatusPoller:
 
     def close(self):
         if self._proxy is not None:
-            self._proxy._pyroRelease()  # pylint: disable=protected-access
+            self._proxy._pyroRelease()
             self._proxy = None
 
 

@@ -117,7 +117,7 @@ class BoundedConnection:
     def _deserialize(msg):
         try:
             return _SERPENT.deserializeData(msg.data)
-        except Exception:  # pylint: disable=broad-except
+        except Exception:
             raise CallError('sent a reply that does not parse') from None
 
     def _read(self, size, deadline):

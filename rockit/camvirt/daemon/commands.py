@@ -113,7 +113,7 @@ class Commands:
         self._devices.refresh_quietly()  # never act on a stale view of the host's passthrough devices
         try:
             yield outcome
-        except Exception as e:  # pylint: disable=broad-except
+        except Exception as e:
             outcome.problems.append('unexpected error: {!r}'.format(e))
         finally:
             outcome.status = CommandStatus.Failed if outcome.problems else CommandStatus.Succeeded

@@ -7,7 +7,7 @@ import time
 from .cameras import wait_until_answering
 from ..shared.constants import VMState
 from ..virt.devices import DevicesAbsent, start_when_present
-from ..virt.hypervisor import HypervisorUnavailable
+from ..virt.connection import HypervisorUnavailable
 
 # How long libvirt may take to power off the domains a forced shutdown destroys.
 FORCED_POWER_OFF_TIMEOUT = 10

@@ -35,7 +35,7 @@ def _import_rockit_common():
         if e.name in ('rockit', 'rockit.common'):
             return None
         raise ImportError('{}: rockit.common needs it'.format(e)) from None
-    except Exception as e:  # pylint: disable=broad-except  # its import runs code we do not own
+    except Exception as e:  # its import runs code we do not own
         raise ImportError('{}: {}'.format(type(e).__name__, e)) from None
     ip = getattr(common, 'IP', None)
     if ip is None:

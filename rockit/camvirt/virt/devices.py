@@ -39,6 +39,21 @@ def read_domain_hostdevs(conn, name):
     return parse_hostdevs(xml)
 
 
+def read_only_device_entries(uri, domain_names):
+    """{domain: [report_status device entry]} read over a read-only connection to uri (what any user
+    of the host may open), for `camvirt config` when camvirtd does not answer."""
+    libvirt.registerErrorHandler(lambda _context, _error: None, None)  # we report our own
+    conn = libvirt.openReadOnly(uri)
+    try:
+        hostdevs = {name: read_domain_hostdevs(conn, name) for name in domain_names}
+        kinds = {h.kind for devs in hostdevs.values() for h in devs if understood(h)}
+        nodes = read_node_devices(conn, kinds)
+    finally:
+        conn.close()
+    return {name: [device_entry(h, find_node_device(h, nodes)) for h in devs]
+            for name, devs in hostdevs.items()}
+
+
 def read_node_devices(conn, kinds):
     """The host's NodeDevices of the given kinds ('usb', 'pci'), as libvirt lists them now."""
     flags = 0
@@ -157,7 +172,7 @@ class DevicePresence:
             return self.refresh(conn, max_age)
         except libvirt.libvirtError:
             return False  # the connection went: the next connection reads everything again
-        except Exception as e:  # pylint: disable=broad-except
+        except Exception as e:
             self._log.error('cannot read the passthrough devices: {!r}'.format(e))
             return False
 

@@ -6,9 +6,9 @@ connection change notifies."""
 
 import threading
 
-from .connection import Connection, HypervisorUnavailable  # noqa: F401  (what callers catch)
+from .connection import Connection
 from .domains import DomainTable
-from .eventloop import start_event_loop, stop_event_loop  # noqa: F401  (started and stopped with it)
+from .eventloop import start_event_loop
 from .events import Dispatch
 
 

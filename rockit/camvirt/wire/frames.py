@@ -171,7 +171,7 @@ def describe_flags(flags):
 COMPLETE, PARTIAL, CLOSED = 'complete', 'partial', 'closed'
 
 
-class Refusal:
+class WireRefusal:
     """A message refused before it is parsed: why (counted), detail, and its header when it had one
     (then the caller is told why)."""
 
@@ -182,7 +182,7 @@ class Refusal:
 def read_message(client, limit):
     """Reads what has arrived of the client's current message, never past its end, from its
     non-blocking socket. COMPLETE (client.buffer holds it), PARTIAL (the rest is still to come),
-    CLOSED, or a Refusal: a header that is not Pyro's or declares more than `limit` bytes is refused
+    CLOSED, or a WireRefusal: a header that is not Pyro's or declares more than `limit` bytes is refused
     before the body is read; a message that is not what rockit's callers send (header_problem) or
     holds more values than a real request (values_problem), once the (bounded) body is read, unparsed,
     so that the caller reads the refusal instead of a reset."""
@@ -202,10 +202,10 @@ def read_message(client, limit):
             try:
                 header = message.Message.from_header(bytes(client.buffer))
             except Pyro4.errors.ProtocolError as e:
-                return Refusal('not a Pyro message', str(e))
+                return WireRefusal('not a Pyro message', str(e))
             problem = size_problem(header, limit)
             if problem:
-                return Refusal(*problem, header=header)
+                return WireRefusal(*problem, header=header)
             client.header = header
             client.problem = header_problem(header, client.handshaken)
             client.expected = HEADER_SIZE + header.annotations_size + header.data_size
@@ -213,7 +213,7 @@ def read_message(client, limit):
                 continue
         problem = client.problem or annotations_problem(client.buffer, client.header) or \
             values_problem(client.buffer, client.header)
-        return Refusal(*problem, header=client.header) if problem else COMPLETE
+        return WireRefusal(*problem, header=client.header) if problem else COMPLETE
 
 
 def readable(sock, seconds):

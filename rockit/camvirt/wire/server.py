@@ -45,7 +45,7 @@ from Pyro4 import message
 from . import callers
 from ..shared.addresses import canonical
 from .fairjobs import FairJobs, FairSlots
-from .frames import CLOSED, COMPLETE, PARTIAL, Client, Refusal, read_message, readable, refusal_reply
+from .frames import CLOSED, COMPLETE, PARTIAL, Client, WireRefusal, read_message, readable, refusal_reply
 
 # The largest valid request, shutdown() of 32 domains of 64 characters, is about 2.5 KB: three times
 # that, so that a malformed call of a plausible size (a hundred names) still gets its 3. Parsing a
@@ -224,7 +224,7 @@ class HardenedServer:
         if not idle:
             return False
         self._refuse(min(idle, key=lambda c: c.deadline),
-                     Refusal('connection taken over', 'every connection was taken; one of this address\'s went'))
+                     WireRefusal('connection taken over', 'every connection was taken; one of this address\'s went'))
         return True
 
     def _flood_problem(self, source):
@@ -240,10 +240,10 @@ class HardenedServer:
             self._epoll.modify(client.fd, ARMED)  # the rest of the message, when it comes
         elif outcome is CLOSED:
             self._drop(client)  # the caller closed or reset it
-        elif isinstance(outcome, Refusal):
+        elif isinstance(outcome, WireRefusal):
             self._refuse(client, outcome)
         elif self._flood_problem(client.source):
-            self._refuse(client, Refusal('refusal flood', 'not served until the interval ends'))
+            self._refuse(client, WireRefusal('refusal flood', 'not served until the interval ends'))
         else:
             client.busy = True
             jobs = self._control_jobs if client.privileged else self._jobs
@@ -253,7 +253,7 @@ class HardenedServer:
         while self._returned:
             client, outcome = self._returned.popleft()
             client.busy = False
-            if isinstance(outcome, Refusal):
+            if isinstance(outcome, WireRefusal):
                 self._refuse(client, outcome)
             else:
                 self._drop(client)
@@ -261,7 +261,7 @@ class HardenedServer:
     def _drop_expired(self, now):
         for client in [c for c in self._clients if not c.busy and c.deadline <= now]:
             why = 'incomplete message' if client.buffer else 'idle'
-            self._refuse(client, Refusal(why, 'no complete request within {:g} s'.format(
+            self._refuse(client, WireRefusal(why, 'no complete request within {:g} s'.format(
                 self.limits['idle_timeout'])))
 
     def _refuse(self, client, refusal):
@@ -333,7 +333,7 @@ class HardenedServer:
         """Serves the client's message, and the next ones that come within LINGER of each reply (a
         Pyro4 proxy's call right after its handshake, a kept proxy's next call) without a round through
         the selector thread. PARTIAL when the selector should watch the client again, else CLOSED or
-        a Refusal for the selector thread to drop it with."""
+        a WireRefusal for the selector thread to drop it with."""
         while self._serve(client, data) and not self._stopping.is_set():
             if not readable(client.sock, LINGER):
                 return PARTIAL
@@ -341,7 +341,7 @@ class HardenedServer:
             if outcome is not COMPLETE:
                 return outcome
             if self._flood_problem(client.source):
-                return Refusal('refusal flood', 'not served until the interval ends')
+                return WireRefusal('refusal flood', 'not served until the interval ends')
             data = client.take_message()
         return CLOSED
 
@@ -364,7 +364,7 @@ class HardenedServer:
                 return self._handle(client)
         except (OSError, Pyro4.errors.ConnectionClosedError, Pyro4.errors.TimeoutError):
             return False
-        except Exception as e:  # pylint: disable=broad-except
+        except Exception as e:
             # Pyro answered the caller already where it could (a bad message, a refused serializer).
             self._refusals.refused(client.source, 'request', 'bad request', '{}: {}'.format(type(e).__name__, e))
             return False
@@ -376,7 +376,7 @@ class HardenedServer:
         slot = slots.held(client.source)
         if not client.handshaken:
             with slot:  # Pyro's handshake parses the CONNECT and calls no method of ours
-                client.handshaken = self.daemon._handshake(client.conn)  # pylint: disable=protected-access
+                client.handshaken = self.daemon._handshake(client.conn)
             return client.handshaken
         self.daemon.serve_call(client.conn, slot)
         return True
@@ -463,7 +463,7 @@ class HardenedDaemon(Pyro4.core.Daemon):
             Pyro4.current_context.seq = seq
             result = Pyro4.util.getAttribute(obj, method_name)(*vargs, **kwargs)
             data, _ = serializer.serializeData(result, compress=False)
-        except Exception as e:  # pylint: disable=broad-except  # the caller is told, as Pyro4 does
+        except Exception as e:  # the caller is told, as Pyro4 does
             self._sendExceptionResponse(conn, seq, serializer_id, e, None)
             return
         reply = message.Message(message.MSG_RESULT, data, serializer_id, 0, seq,
