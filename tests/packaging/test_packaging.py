@@ -470,7 +470,7 @@ def test_installed_tree_imports_and_runs_from_a_clean_prefix(tmp_path):
         assert all(word in result.stdout for word in words), result.stdout
     where = run(['/usr/bin/python3', '-s', '-c', 'import rockit.camvirt.shared.config as c, importlib.metadata as m; '
                  'print(c.__file__, m.version("rockit.camvirt"))'], env=env, cwd=str(tmp_path)).stdout.split()
-    assert where == [str(dest) + sitelib + '/rockit/camvirt/config.py', '20260102030405']
+    assert where == [str(dest) + sitelib + '/rockit/camvirt/shared/config.py', '20260102030405']
 
 
 def test_make_install_replaces_only_rockit_camvirt_beside_rockit_common(tmp_path):
@@ -485,6 +485,6 @@ def test_make_install_replaces_only_rockit_camvirt_beside_rockit_common(tmp_path
     run(['make', '-s', 'install', 'DESTDIR={}'.format(tmp_path), 'INSTALL_PYTHON=/usr/bin/python3',
          'SITELIB=/usr/lib/python3/dist-packages', 'VERSION=20260102030405'], cwd=REPO)
     assert (sitelib / 'rockit/common/__init__.py').read_text() == 'IP = None\n'
-    assert not (sitelib / 'rockit/camvirt/stale.py').exists() and (sitelib / 'rockit/camvirt/config.py').exists()
+    assert not (sitelib / 'rockit/camvirt/stale.py').exists() and (sitelib / 'rockit/camvirt/shared/config.py').exists()
     assert sorted(p.name for p in sitelib.glob('rockit*camvirt-*.dist-info')) == \
         ['rockit.camvirt-20260102030405.dist-info']
