@@ -7,16 +7,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 PRODUCT = os.path.join(REPO, 'rockit', 'camvirt')
 
 
-def imported_modules(path):
-    with open(path) as f:
-        tree = ast.parse(f.read(), path)
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            yield from (alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            yield node.module or ''
-
-
 def product_files():
     for folder, _dirs, names in os.walk(PRODUCT):
         for name in sorted(names):
