@@ -255,6 +255,10 @@ class HungCamd:
             except OSError:
                 return
             self._held.append(conn)
+            self._accepted(conn)
+
+    def _accepted(self, conn):
+        """What it does with a new connection: nothing (it hangs)."""
 
     def stop(self):
         self._stop.set()
@@ -275,8 +279,6 @@ class HungCamd:
         return len(self._held)
 
 
-
-
 class DrippingCamd(HungCamd):
     """Listens at a camd's address and answers each connection's first message with the header of a
     CONNECTOK declaring `declared` bytes, then sends them one byte every `interval` seconds (until
@@ -289,16 +291,8 @@ class DrippingCamd(HungCamd):
         self._interval = interval
         self.bytes_sent = 0
 
-    def _accept(self):
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._listener.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            self._held.append(conn)
-            threading.Thread(target=self._drip, args=(conn,), daemon=True, name='dripping-camd').start()
+    def _accepted(self, conn):
+        threading.Thread(target=self._drip, args=(conn,), daemon=True, name='dripping-camd').start()
 
     def _drip(self, conn):
         conn.settimeout(5)
