@@ -28,11 +28,11 @@ import libvirt  # noqa: E402
 import Pyro4  # noqa: E402
 
 from rockit.camvirt.daemon.compose import Camvirtd  # noqa: E402
-from rockit.camvirt.shared.config import MAX_DOMAINS, parse_config  # noqa: E402
-from rockit.camvirt.virt.eventloop import start_event_loop  # noqa: E402
 from rockit.camvirt.daemon.obslog import ObservatoryLog  # noqa: E402
-from rockit.camvirt.shared.registry import Registry  # noqa: E402
 from rockit.camvirt.daemon.service import configure_pyro  # noqa: E402
+from rockit.camvirt.shared.config import MAX_DOMAINS, parse_config  # noqa: E402
+from rockit.camvirt.shared.registry import Registry  # noqa: E402
+from rockit.camvirt.virt.eventloop import start_event_loop  # noqa: E402
 from testworld import support  # noqa: E402
 from testworld.simcamd import SimulatedCamd  # noqa: E402
 from testworld.support import define_test_domain, free_port  # noqa: E402

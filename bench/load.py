@@ -7,11 +7,10 @@ the servers it measures. Prints one JSON object: latencies (seconds) and errors.
 """
 
 import json
+import socket
 import sys
 import threading
 import time
-
-import socket
 
 import Pyro4
 import Pyro4.errors

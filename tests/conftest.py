@@ -13,10 +13,10 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from rockit.camvirt.daemon.compose import Camvirtd  # noqa: E402
-from rockit.camvirt.shared.config import parse_config  # noqa: E402
-from rockit.camvirt.virt.eventloop import start_event_loop  # noqa: E402
-from rockit.camvirt.shared.registry import Registry  # noqa: E402
 from rockit.camvirt.daemon.service import configure_pyro  # noqa: E402
+from rockit.camvirt.shared.config import parse_config  # noqa: E402
+from rockit.camvirt.shared.registry import Registry  # noqa: E402
+from rockit.camvirt.virt.eventloop import start_event_loop  # noqa: E402
 from testworld.simcamd import ANSWERS, CameraVMSimulator  # noqa: E402
 from testworld.support import TEST_URI, ListLog, deadline, define_test_domain, free_port, remove_domain  # noqa: E402
 

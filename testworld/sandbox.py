@@ -22,13 +22,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import libvirt
 
-from rockit.camvirt.virt.eventloop import start_event_loop
-from rockit.camvirt.shared.registry import REGISTRY_ENV
 from rockit.camvirt.daemon.service import StopRequest, configure_pyro, load_or_exit
+from rockit.camvirt.shared.registry import REGISTRY_ENV
+from rockit.camvirt.virt.eventloop import start_event_loop
 
 from .guestimage import GuestImageError, build_guest_image
-from .privatelibvirtd import (SOCKET_NAME, LibvirtdError, PrivateLibvirtd, folder_problems, sandbox_uri,
-                              socket_in_use)
+from .privatelibvirtd import SOCKET_NAME, LibvirtdError, PrivateLibvirtd, folder_problems, sandbox_uri, socket_in_use
 from .qemuworld import QemuGuests, path_problems
 from .simcamd import ABSENT, ANSWERS, HUNG, CameraVMSimulator
 from .support import renamed_domain_xml

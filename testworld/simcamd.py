@@ -448,6 +448,7 @@ class CameraVMSimulator:
 def main(argv=None):
     """Serves one simulated camd until killed: what a real camera guest runs (see guestimage.py)."""
     import argparse
+
     from rockit.camvirt.shared.registry import DaemonAddress
     parser = argparse.ArgumentParser(prog='python -m testworld.simcamd')
     parser.add_argument('--host', default='127.0.0.1')

@@ -10,10 +10,10 @@ import subprocess
 
 import pytest
 
-from testworld.support import REPO, free_port, wait_until
 from rockit.camvirt.client.configfind import ClientError, find_config_path
 from rockit.camvirt.client.statusview import device_lines
 from testworld.simcamd import ABSENT, UNINITIALISED
+from testworld.support import REPO, free_port, wait_until
 
 CAMVIRT = os.path.join(REPO, 'camvirt')
 

@@ -6,7 +6,6 @@ import os
 import subprocess
 
 from testworld.rockitcommon_standin import env_with, write_rockit_common
-
 from testworld.support import REPO
 
 CAMVIRT = os.path.join(REPO, 'camvirt')

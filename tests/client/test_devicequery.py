@@ -4,6 +4,7 @@ libvirt read here (a test driver XML world: the client's own connection reads th
 import json
 
 from devworld import PCI_ABSENT, SCSI, USB_BY_IDS, device_driver
+
 from client.test_client import camvirt
 
 

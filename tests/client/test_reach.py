@@ -8,9 +8,9 @@ import Pyro4
 import Pyro4.errors
 import pytest
 
-from testworld.support import free_port
 from rockit.camvirt.client.reach import classify, next_checks, unit_name, unreachable_lines
 from rockit.camvirt.shared.registry import DaemonAddress
+from testworld.support import free_port
 
 
 class FakeConfig:  # only what unreachable_lines reads: our own plain data, no behaviour

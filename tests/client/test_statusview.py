@@ -2,8 +2,14 @@
 
 import io
 
-from rockit.camvirt.client.statusview import (command_problems, needs_attention, status_exit, status_renderables,
-                                              summary_lines, zone_name)
+from rockit.camvirt.client.statusview import (
+    command_problems,
+    needs_attention,
+    status_exit,
+    status_renderables,
+    summary_lines,
+    zone_name,
+)
 from rockit.camvirt.client.terminal import Output
 
 SINCE = '2026-11-27T11:12:44+00:00'

@@ -7,11 +7,11 @@ import re
 import subprocess
 
 import pytest
+from tmuxterm import TMUX, TmuxTerminal
 
-from testworld.support import REPO
 from rockit.camvirt.client.terminal import Output, colour_wanted
 from testworld.simcamd import ABSENT
-from tmuxterm import TMUX, TmuxTerminal
+from testworld.support import REPO
 
 CAMVIRT = os.path.join(REPO, 'camvirt')
 needs_tmux = pytest.mark.skipif(TMUX is None, reason='tmux is not installed (make apt)')

@@ -13,10 +13,10 @@ import time
 
 import Pyro4.errors
 import pytest
-
-from testworld.support import REPO, deadline, free_port, wait_until
-from rockit.camvirt.client.watch import StatusPoller
 from tmuxterm import TMUX, TmuxTerminal
+
+from rockit.camvirt.client.watch import StatusPoller
+from testworld.support import REPO, deadline, free_port, wait_until
 
 CAMVIRT = os.path.join(REPO, 'camvirt')
 CAMVIRTD = os.path.join(REPO, 'camvirtd')

@@ -5,8 +5,8 @@ import threading
 import pytest
 
 from rockit.camvirt.daemon.admission import CAMVIRTD_ITSELF, Admission, Refusal, select_domains
-from rockit.camvirt.shared.times import utc_iso
 from rockit.camvirt.shared.constants import CommandStatus
+from rockit.camvirt.shared.times import utc_iso
 
 
 class Config:

@@ -9,9 +9,9 @@ import libvirt
 import Pyro4.errors
 import pytest
 
-from testworld.support import deadline, wait_until
 from rockit.camvirt.shared.constants import OFFLINE_CAMERA_STATUS, CameraState, CommandStatus, VMState
 from testworld.simcamd import ABSENT, DRIPPING, HUNG, UNINITIALISED
+from testworld.support import deadline, wait_until
 
 
 def libvirt_states(world):

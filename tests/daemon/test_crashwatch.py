@@ -1,10 +1,16 @@
 """Crash awareness decisions: what counts as an unexpected stop, and the hourly restart budget."""
 
-from rockit.camvirt.shared.constants import VMState
 import threading
 
-from rockit.camvirt.daemon.crashwatch import HOUR, STOPPED, STOPPED_WHILE_DOWN, STOPPED_WHILE_DOWN_REBOOT, CrashWatch, \
-    RestartQueue
+from rockit.camvirt.daemon.crashwatch import (
+    HOUR,
+    STOPPED,
+    STOPPED_WHILE_DOWN,
+    STOPPED_WHILE_DOWN_REBOOT,
+    CrashWatch,
+    RestartQueue,
+)
+from rockit.camvirt.shared.constants import VMState
 
 
 def test_only_domains_expected_to_run_can_stop_unexpectedly():

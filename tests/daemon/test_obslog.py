@@ -11,8 +11,8 @@ import time
 import Pyro4
 
 from rockit.camvirt.daemon.obslog import CLOSE_TIMEOUT, LOG_CALL_TIMEOUT, ObservatoryLog
-from testworld.support import REPO, free_port, write_one_camera_files
 from rockit.camvirt.shared.registry import DaemonAddress
+from testworld.support import REPO, free_port, write_one_camera_files
 
 
 @Pyro4.expose

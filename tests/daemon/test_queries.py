@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from rockit.camvirt.virt.domains import DomainStatus
 from rockit.camvirt.daemon.queries import CAMD_ANSWERS, began, camera_entry, plain
+from rockit.camvirt.virt.domains import DomainStatus
 
 
 class Camera:

@@ -9,8 +9,8 @@ import textwrap
 
 import pytest
 
-from testworld.support import REPO
 from rockit.camvirt.daemon import service
+from testworld.support import REPO
 
 # A process whose main thread waits on a StopRequest while it blocks SIGTERM itself, so that the
 # kernel must deliver SIGTERM to its other thread: the case that left an Event.wait() asleep.

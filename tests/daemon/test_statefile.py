@@ -6,13 +6,21 @@ import os
 import time
 
 import pytest
-from testworld.support import ListLog
 
 from rockit.camvirt.daemon import statefile
-from rockit.camvirt.shared.constants import CommandStatus, VMState
 from rockit.camvirt.daemon.crashwatch import STOPPED_WHILE_DOWN, CrashWatch
-from rockit.camvirt.daemon.statefile import (INTERRUPTED, SYSTEM_STATE_DIR, DaemonMemory, StateFileError, read_state,
-                                      state_folder, state_path, write_atomically)
+from rockit.camvirt.daemon.statefile import (
+    INTERRUPTED,
+    SYSTEM_STATE_DIR,
+    DaemonMemory,
+    StateFileError,
+    read_state,
+    state_folder,
+    state_path,
+    write_atomically,
+)
+from rockit.camvirt.shared.constants import CommandStatus, VMState
+from testworld.support import ListLog
 
 DAEMON = 'superwasp_camvirt_das1'
 DOMAINS = ['cam1', 'cam2']

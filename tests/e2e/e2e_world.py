@@ -16,6 +16,7 @@ import uuid
 
 import Pyro4
 import Pyro4.errors
+
 from testworld.support import free_port, wait_until  # noqa: F401 (wait_until: for the e2e tests)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

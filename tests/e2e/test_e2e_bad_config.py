@@ -5,6 +5,7 @@ import os
 import subprocess
 
 import pytest
+
 from .e2e_world import CAMVIRT, CAMVIRTD, SANDBOX
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(60)]

@@ -8,6 +8,7 @@ import subprocess
 import time
 
 import pytest
+
 from .e2e_world import CAMVIRT, CAMVIRTD
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]

@@ -7,6 +7,7 @@ import subprocess
 import time
 
 import pytest
+
 from .e2e_world import CAMVIRT, CAMVIRTD, REPO
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]

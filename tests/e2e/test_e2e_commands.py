@@ -8,6 +8,7 @@ import time
 
 import Pyro4
 import pytest
+
 from .e2e_world import CAMVIRT, OFFLINE, camera_labels, domain_states, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(60)]

@@ -5,7 +5,7 @@ import datetime
 
 import pytest
 
-from .e2e_world import OFFLINE, domain_states, wait_until, since
+from .e2e_world import OFFLINE, domain_states, since, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(60)]
 

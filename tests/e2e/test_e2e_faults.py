@@ -6,6 +6,7 @@ import signal
 import time
 
 import pytest
+
 from .e2e_world import OFFLINE, camera_labels, domain_states, process_alive, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(60)]

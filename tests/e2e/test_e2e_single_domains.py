@@ -5,7 +5,7 @@ clients make, unchanged."""
 import Pyro4
 import pytest
 
-from .e2e_world import OFFLINE, camera_labels, domain_states, since, diagnose
+from .e2e_world import OFFLINE, camera_labels, diagnose, domain_states, since
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(60)]
 

@@ -8,6 +8,7 @@ import signal
 import threading
 
 import pytest
+
 from .e2e_world import domain_states, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]

@@ -14,8 +14,8 @@ camds on 127.0.0.1, which the container shares with the host) through the contai
 import contextlib
 import json
 import os
-import threading
 import re
+import threading
 import time
 import uuid
 
@@ -23,9 +23,9 @@ import libvirt
 import Pyro4.errors
 import pytest
 
-from rockit.camvirt.virt.eventloop import start_event_loop
 from rockit.camvirt.shared.registry import DaemonAddress
 from rockit.camvirt.shared.version import version_from_git
+from rockit.camvirt.virt.eventloop import start_event_loop
 from testworld.sandbox import SimulatedGuests
 from testworld.simcamd import ANSWERS, HUNG
 

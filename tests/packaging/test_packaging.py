@@ -414,6 +414,7 @@ def test_domain_completion_reads_the_config_without_a_round_trip(tmp_path):
 
 def test_bash_completion_knows_every_flag_of_the_parser():
     import argparse
+
     from rockit.camvirt.client.cli import build_parser
     env = dict(os.environ, PATH=REPO + ':' + os.environ['PATH'],
                CAMVIRTD_REGISTRY=os.path.join(REPO, 'testworld', 'registry-local.json'),

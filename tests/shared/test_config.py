@@ -8,9 +8,8 @@ import time
 
 import pytest
 
-from rockit.camvirt.shared.quoting import quote
-
 from rockit.camvirt.shared.config import DEFAULT_LIBVIRT_URI, ConfigError, load_config, parse_config
+from rockit.camvirt.shared.quoting import quote
 from rockit.camvirt.shared.registry import load_registry
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -11,8 +11,8 @@ from rockit.camvirt.shared.constants import NAME_PATTERN
 from rockit.camvirt.shared.errors import CamvirtError
 from rockit.camvirt.shared.jsonfile import JsonFileError
 from rockit.camvirt.shared.registryfile import RegistryError
-from rockit.camvirt.virt.devices import DevicesAbsent
 from rockit.camvirt.virt.connection import HypervisorUnavailable
+from rockit.camvirt.virt.devices import DevicesAbsent
 
 
 @pytest.mark.parametrize('error', [Refusal, StateFileError, ConfigError, JsonFileError, RegistryError,

@@ -3,12 +3,20 @@ matching, and the words operators read."""
 
 import libvirt
 import pytest
+from devworld import PCI, PCI_ABSENT, SCSI, USB_BY_ADDRESS, USB_BY_IDS, USB_OPTIONAL_ABSENT, device_driver
 
-from devworld import (PCI, PCI_ABSENT, SCSI, USB_BY_ADDRESS, USB_BY_IDS, USB_OPTIONAL_ABSENT,
-                      device_driver)
-from rockit.camvirt.shared.hostdevs import (absent_summary, describe, device_entry, find_node_device, id_text,
-                                     parse_hostdevs, parse_node_device, parse_uint, understood,
-                                     waiting_text)
+from rockit.camvirt.shared.hostdevs import (
+    absent_summary,
+    describe,
+    device_entry,
+    find_node_device,
+    id_text,
+    parse_hostdevs,
+    parse_node_device,
+    parse_uint,
+    understood,
+    waiting_text,
+)
 
 
 @pytest.mark.parametrize('text,value', [

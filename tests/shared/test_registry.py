@@ -7,12 +7,12 @@ import os
 
 import Pyro4.core
 import pytest
-from testworld.rockitcommon_standin import TODAY_DAEMONS, TODAY_MACHINES, load_in_a_process, write_rockit_common
 
 from rockit.camvirt.shared import registry as registry_module
 from rockit.camvirt.shared.config import load_config
 from rockit.camvirt.shared.registry import SHIPPED, RegistryError, load_registry
 from rockit.camvirt.shared.registryfile import MAX_PROBLEMS
+from testworld.rockitcommon_standin import TODAY_DAEMONS, TODAY_MACHINES, load_in_a_process, write_rockit_common
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 REFERENCE = os.path.join(REPO, '..', 'shared', 'reference', 'rockit-registry.json')

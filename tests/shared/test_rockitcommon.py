@@ -6,10 +6,9 @@ import socket
 import subprocess
 import sys
 
-from testworld.rockitcommon_standin import TODAY_DAEMONS, env_with, load_in_a_process, write_rockit_common
-
-from testworld.support import write_one_camera_files
 from rockit.camvirt.shared.rockitcommon import read_rockit_common
+from testworld.rockitcommon_standin import TODAY_DAEMONS, env_with, load_in_a_process, write_rockit_common
+from testworld.support import write_one_camera_files
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STING_DAS1 = os.path.join(REPO, 'config', 'sting_das1.json')

@@ -10,8 +10,8 @@ import sys
 import pytest
 
 import rockit.camvirt
-from testworld.support import REPO
 from rockit.camvirt.shared.version import UNKNOWN, version_from_git
+from testworld.support import REPO
 
 
 def git_commit_time():

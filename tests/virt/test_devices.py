@@ -5,13 +5,22 @@ connection, start the domains whose devices are present, wait for and then refus
 import threading
 
 import pytest
+from devworld import (
+    PCI,
+    PCI_ABSENT,
+    SCSI,
+    USB_BY_ADDRESS,
+    USB_BY_ADDRESS_ABSENT,
+    USB_BY_IDS,
+    USB_BY_IDS_ABSENT,
+    USB_OPTIONAL_ABSENT,
+    device_driver,
+)
 
-from testworld.support import deadline, wait_until
-from devworld import (PCI, PCI_ABSENT, SCSI, USB_BY_ADDRESS, USB_BY_ADDRESS_ABSENT, USB_BY_IDS,
-                      USB_BY_IDS_ABSENT, USB_OPTIONAL_ABSENT, device_driver)
 from rockit.camvirt.client.runner import progress_lines
 from rockit.camvirt.shared.constants import CameraState, CommandStatus, VMState
 from rockit.camvirt.virt.devices import DevicePresence, read_domain_hostdevs, read_node_devices
+from testworld.support import deadline, wait_until
 
 ABSENT_LINE = '{} (domain {}): {} is not on this host: is the camera powered and plugged in?'
 

@@ -5,11 +5,11 @@ import threading
 import libvirt
 import pytest
 
-from testworld.support import TEST_URI, ListLog, deadline, define_test_domain, remove_domain, wait_until
 from rockit.camvirt.shared.constants import VMState
 from rockit.camvirt.virt.connection import HypervisorUnavailable, close_reason
 from rockit.camvirt.virt.domains import DomainTable, state_after_event, state_from_info
 from rockit.camvirt.virt.hypervisor import Hypervisor
+from testworld.support import TEST_URI, ListLog, deadline, define_test_domain, remove_domain, wait_until
 
 L = libvirt
 

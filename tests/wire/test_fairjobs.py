@@ -1,8 +1,7 @@
 import threading
 
-from testworld.support import wait_until
-
 from rockit.camvirt.wire.fairjobs import FairJobs, FairSlots
+from testworld.support import wait_until
 
 
 def test_fair_jobs_take_sources_in_turn_within_their_limit():

@@ -6,8 +6,17 @@ import Pyro4.util
 import pytest
 from Pyro4 import message
 
-from rockit.camvirt.wire.frames import (CLOSED, COMPLETE, PARTIAL, HEADER_SIZE, BufferedConnection, Client, WireRefusal,
-                                       read_message, refusal_reply)
+from rockit.camvirt.wire.frames import (
+    CLOSED,
+    COMPLETE,
+    HEADER_SIZE,
+    PARTIAL,
+    BufferedConnection,
+    Client,
+    WireRefusal,
+    read_message,
+    refusal_reply,
+)
 from testworld import attacks
 
 

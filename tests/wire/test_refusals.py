@@ -1,6 +1,5 @@
-from testworld.support import ListLog
-
 from rockit.camvirt.wire.refusals import FLOOD_REFUSALS, LINES_PER_INTERVAL, LINES_PER_SOURCE, RefusalLog
+from testworld.support import ListLog
 
 
 class Clock:

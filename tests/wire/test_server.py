@@ -10,11 +10,11 @@ import Pyro4.errors
 import Pyro4.util
 import pytest
 from Pyro4 import message
-from testworld.support import ListLog, free_port, wait_until
 
 from rockit.camvirt.wire import server as wire
 from rockit.camvirt.wire.refusals import FLOOD_REFUSALS, RefusalLog
 from testworld import attacks
+from testworld.support import ListLog, free_port, wait_until
 
 
 @Pyro4.expose

@@ -7,8 +7,14 @@ import subprocess
 
 import pytest
 
-from testworld.guestimage import (BUSYBOX, GuestImageError, module_depends, modules_in_load_order,
-                                       pack_initramfs, uncompressed_kernel)
+from testworld.guestimage import (
+    BUSYBOX,
+    GuestImageError,
+    module_depends,
+    modules_in_load_order,
+    pack_initramfs,
+    uncompressed_kernel,
+)
 
 
 def fake_module(tree, name, depends=''):

@@ -3,8 +3,8 @@
 import os
 import xml.etree.ElementTree as ET
 
-from testworld.qemuworld import FIRST_GUEST_PORT, guest_xml, path_problems
 from rockit.camvirt.shared.registry import DaemonAddress
+from testworld.qemuworld import FIRST_GUEST_PORT, guest_xml, path_problems
 from testworld.simcamd import ABSENT, ANSWERS, HUNG
 
 CAMERAS = [(DaemonAddress('a', 'camd_a', '127.0.0.1', 21001), 'cam1', ANSWERS),

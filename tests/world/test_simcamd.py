@@ -10,8 +10,16 @@ import pytest
 
 from rockit.camvirt.shared.constants import CameraState
 from rockit.camvirt.shared.registry import DaemonAddress
-from testworld.simcamd import (BLOCKED, CAMD_WORKERS, COOLER_LOCKED, SUCCEEDED, DrippingCamd, SimulatedCamd,
-                               start_camd, INITIALISING)
+from testworld.simcamd import (
+    BLOCKED,
+    CAMD_WORKERS,
+    COOLER_LOCKED,
+    INITIALISING,
+    SUCCEEDED,
+    DrippingCamd,
+    SimulatedCamd,
+    start_camd,
+)
 from testworld.support import free_port
 
 

@@ -6,9 +6,9 @@ import threading
 import time
 
 import pytest
-from testworld.support import free_port
 
 from testworld.site.delayrelay import DelayingRelay
+from testworld.support import free_port
 
 DELAY = 0.05
 

@@ -11,11 +11,11 @@ import sys
 
 import Pyro4.errors
 
-from rockit.camvirt.shared.registry import DaemonAddress
 from rockit.camvirt.daemon.service import StopRequest, configure_pyro
+from rockit.camvirt.shared.registry import DaemonAddress
 
-from .delayrelay import DelayingRelay
 from ..simcamd import ABSENT, ANSWERS, BEHAVIOURS, DEFAULT_INITIALIZE_SECONDS, HUNG, start_camd
+from .delayrelay import DelayingRelay
 
 LOOPBACK = '127.0.0.1'
 

@@ -21,17 +21,17 @@ import time
 
 import libvirt
 
-from rockit.camvirt.shared.config import ConfigError, load_config
-from rockit.camvirt.virt.eventloop import start_event_loop
-from rockit.camvirt.shared.registry import REGISTRY_ENV, RegistryError, load_registry
 from rockit.camvirt.daemon.service import StopRequest
+from rockit.camvirt.shared.config import ConfigError, load_config
+from rockit.camvirt.shared.registry import REGISTRY_ENV, RegistryError, load_registry
+from rockit.camvirt.virt.eventloop import start_event_loop
 
-from . import plan as siteplan
-from . import qemu as siteqemu
 from ..guestimage import GuestImageError, build_guest_image
 from ..privatelibvirtd import folder_problems
 from ..sandbox import Sandbox, say, simulated_cameras
 from ..simcamd import ANSWERS, DEFAULT_INITIALIZE_SECONDS, UNINITIALISED
+from . import plan as siteplan
+from . import qemu as siteqemu
 from .net import NetError, SiteNetwork, remove_namespaces
 from .sim import DasGuests, NsProcess
 

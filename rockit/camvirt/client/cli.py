@@ -13,7 +13,6 @@ from rockit.camvirt.client.history import show_history
 from rockit.camvirt.client.runner import restart, run_command, show_status, watch_status
 from rockit.camvirt.client.terminal import Output, colour_wanted
 
-
 # What each exit status means, by command, for --help and for scripts.
 EXIT_CODES = {
     'command': ('init, kill, restart', [

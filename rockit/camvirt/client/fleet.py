@@ -13,8 +13,15 @@ import Pyro4.errors
 from rockit.camvirt.client.configfind import CONFIG_DIR, CONFIG_ENV, SYSTEMD_UNIT_DIR, ClientError, enabled_instances
 from rockit.camvirt.client.daemoncall import STATUS_TIMEOUT, call_daemon
 from rockit.camvirt.client.reach import short_reason
-from rockit.camvirt.client.statusview import (ATTENTION, EXIT_NEEDS_ATTENTION, domains_meant_to_run, camera_style,
-                                              needs_attention, styled, vm_style)
+from rockit.camvirt.client.statusview import (
+    ATTENTION,
+    EXIT_NEEDS_ATTENTION,
+    camera_style,
+    domains_meant_to_run,
+    needs_attention,
+    styled,
+    vm_style,
+)
 from rockit.camvirt.client.terminal import Output
 from rockit.camvirt.shared.config import ConfigError, load_config
 from rockit.camvirt.shared.hostdevs import absent_summary

@@ -7,8 +7,13 @@ import time
 
 import Pyro4.errors
 
-from rockit.camvirt.client.daemoncall import (COMMAND_TIMEOUT_MARGIN, STATUS_TIMEOUT, call_daemon, exit_status,
-                                              print_unreachable)
+from rockit.camvirt.client.daemoncall import (
+    COMMAND_TIMEOUT_MARGIN,
+    STATUS_TIMEOUT,
+    call_daemon,
+    exit_status,
+    print_unreachable,
+)
 from rockit.camvirt.client.reach import EXIT_UNREACHABLE, NotCamvirtd, check_status_reply
 from rockit.camvirt.client.statusview import command_problems, running_text, status_exit, status_renderables
 from rockit.camvirt.client.terminal import Output, escape

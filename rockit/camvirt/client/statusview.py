@@ -5,9 +5,9 @@ import datetime
 
 from rich.table import Table
 
+from rockit.camvirt.client.terminal import escape
 from rockit.camvirt.shared.constants import CommandStatus, VMState
 from rockit.camvirt.shared.hostdevs import entry_text
-from rockit.camvirt.client.terminal import escape
 from rockit.camvirt.shared.times import local_with_age
 
 EXIT_ALL_WELL = 0

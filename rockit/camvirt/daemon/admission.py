@@ -6,12 +6,12 @@ import threading
 import time
 
 from ..shared.addresses import ControlMachines
+from ..shared.constants import CommandStatus
+from ..shared.errors import CamvirtError
+from ..shared.quoting import quote
+from ..shared.times import utc_iso
 from ..wire.callers import CAMVIRTD_ITSELF, UNKNOWN
 from ..wire.callers import describe as describe_caller
-from ..shared.constants import CommandStatus
-from ..shared.quoting import quote
-from ..shared.errors import CamvirtError
-from ..shared.times import utc_iso
 
 
 class Refusal(CamvirtError):

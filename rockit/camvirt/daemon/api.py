@@ -8,12 +8,12 @@ over at once to the command path (commands.py) or the queries (status.py).
 
 import Pyro4
 
-from ..wire import callers
-from .arguments import command_problem
-from .commands import Commands
 from ..shared.constants import CommandStatus
 from ..virt.devices import DevicePresence
+from ..wire import callers
 from ..wire.refusals import RefusalLog
+from .arguments import command_problem
+from .commands import Commands
 from .queries import Status
 from .workers import Workers
 

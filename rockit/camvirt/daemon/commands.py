@@ -5,16 +5,16 @@ itself: restarting a domain that stopped while it should run."""
 import contextlib
 import time
 
-from .admission import Admission, Refusal
-from ..wire.callers import CAMVIRTD_ITSELF
-from ..wire.callers import describe as describe_caller
 from ..shared.addresses import normalised
 from ..shared.constants import CommandStatus, VMState
-from .crashwatch import CrashWatch, RestartQueue
+from ..shared.times import utc_iso
+from ..wire.callers import CAMVIRTD_ITSELF
+from ..wire.callers import describe as describe_caller
 from ..wire.refusals import RefusalLog
+from .admission import Admission, Refusal
+from .crashwatch import CrashWatch, RestartQueue
 from .statefile import NoMemory
 from .steps import FORCED_POWER_OFF_TIMEOUT, Steps
-from ..shared.times import utc_iso
 
 
 class Commands:

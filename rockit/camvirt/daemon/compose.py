@@ -9,12 +9,12 @@ quick to drain; the refusals' last summaries at the end. The log is its owner's 
 
 import threading
 
-from ..wire import server as wire
 from ..shared.addresses import ControlMachines
+from ..virt.hypervisor import Hypervisor
+from ..wire import server as wire
+from ..wire.refusals import RefusalLog
 from .api import CamvirtAPI
 from .cameras import CameraProbe
-from ..virt.hypervisor import Hypervisor
-from ..wire.refusals import RefusalLog
 
 SERVER_STOP_TIMEOUT = 5.0
 

@@ -2,11 +2,11 @@
 
 import math
 
-from .arguments import is_camera_id
 from ..shared.constants import OFFLINE_CAMERA_STATUS, CameraState, CommandStatus, VMState
-from .crashwatch import STOPPED
 from ..shared.quoting import quote
 from ..shared.times import utc_iso
+from .arguments import is_camera_id
+from .crashwatch import STOPPED
 
 
 def unknown_camera(camera_id, cameras):

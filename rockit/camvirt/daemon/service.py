@@ -14,12 +14,12 @@ import Pyro4
 import Pyro4.errors
 
 from .. import __version__
+from ..shared.config import ConfigError, load_config
+from ..shared.registry import Registry, RegistryError, load_registry
+from ..virt.eventloop import stop_event_loop
 from ..wire import server as wire  # the hardened Pyro server
 from .compose import Camvirtd
-from ..shared.config import ConfigError, load_config
-from ..virt.eventloop import stop_event_loop
 from .obslog import ObservatoryLog
-from ..shared.registry import Registry, RegistryError, load_registry
 from .statefile import DaemonMemory, state_folder, state_path
 
 # Exit status for "cannot ever start with this config" (a bad config or registry, an address that is not

@@ -24,13 +24,12 @@ import time
 
 import jsonschema
 
-from ..shared.constants import CommandStatus
-from ..shared.jsonfile import JsonFileError, read_json_file
-from ..shared.constants import NAME_PATTERN
-from ..shared.schemawords import schema_problems
-from ..shared.times import utc_iso
+from ..shared.constants import NAME_PATTERN, CommandStatus
 from ..shared.errors import CamvirtError
+from ..shared.jsonfile import JsonFileError, read_json_file
+from ..shared.schemawords import schema_problems
 from ..shared.statepaths import STATE_ENV, SYSTEM_STATE_DIR, state_folder, state_path  # noqa: F401
+from ..shared.times import utc_iso
 
 LATEST_TIME = 253402300799  # 9999-12-31 23:59:59 UTC
 FORMAT = 1

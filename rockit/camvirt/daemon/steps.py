@@ -4,10 +4,10 @@ still runs. Each returns the problems it met, one line each (empty: it worked)."
 
 import time
 
-from .cameras import wait_until_answering
 from ..shared.constants import VMState
-from ..virt.devices import DevicesAbsent, start_when_present
 from ..virt.connection import HypervisorUnavailable
+from ..virt.devices import DevicesAbsent, start_when_present
+from .cameras import wait_until_answering
 
 # How long libvirt may take to power off the domains a forced shutdown destroys.
 FORCED_POWER_OFF_TIMEOUT = 10

@@ -4,10 +4,10 @@ import math
 
 import jsonschema
 
-from .jsonfile import JsonFileError, read_json_file
 from .constants import NAME_PATTERN
-from .schemawords import schema_problems as described_problems
 from .errors import CamvirtError
+from .jsonfile import JsonFileError, read_json_file
+from .schemawords import schema_problems as described_problems
 
 DEFAULT_LIBVIRT_URI = 'qemu:///system'
 DEFAULT_LOG_DAEMON = 'observatory_log'

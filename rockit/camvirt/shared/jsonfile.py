@@ -5,6 +5,7 @@ costs a one-line error and nothing more."""
 import json
 import os
 import stat
+
 from .errors import CamvirtError
 
 # Far above any real config, registry or state file (a few KB).

@@ -13,10 +13,19 @@ import time
 import libvirt
 
 from ..shared.constants import VMState
-from .connection import HypervisorUnavailable
 from ..shared.errors import CamvirtError
-from ..shared.hostdevs import (PCI, USB, describe, device_entry, find_node_device, id_text, parse_hostdevs,
-                               parse_node_device, understood)
+from ..shared.hostdevs import (
+    PCI,
+    USB,
+    describe,
+    device_entry,
+    find_node_device,
+    id_text,
+    parse_hostdevs,
+    parse_node_device,
+    understood,
+)
+from .connection import HypervisorUnavailable
 
 # While initialize() waits for a missing device, libvirt is asked again this often (seconds).
 REFRESH_INTERVAL = 1.0

@@ -42,8 +42,8 @@ import Pyro4.errors
 import Pyro4.util
 from Pyro4 import message
 
-from . import callers
 from ..shared.addresses import canonical
+from . import callers
 from .fairjobs import FairJobs, FairSlots
 from .frames import CLOSED, COMPLETE, PARTIAL, Client, WireRefusal, read_message, readable, refusal_reply
 
