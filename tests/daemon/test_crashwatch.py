@@ -9,6 +9,7 @@ from rockit.camvirt.daemon.crashwatch import (
     STOPPED_WHILE_DOWN_REBOOT,
     CrashWatch,
     RestartQueue,
+    recent_restarts,
 )
 from rockit.camvirt.shared.constants import VMState
 
@@ -129,3 +130,9 @@ def test_restart_times_in_the_future_count_as_now_while_running_too():
     assert not watch.take_restart(100.0)  # the budget of the hour since the step back is spent
     assert watch.take_restart(100.0 + HOUR)  # an hour later, not 30 days later
     assert all(t <= 100.0 + HOUR for t in watch.snapshot(100.0 + HOUR)['restarts'])
+
+
+def test_recent_restarts_keep_the_last_hour_oldest_first_and_the_future_as_now():
+    now = 10000.0
+    assert recent_restarts([now - 10, now - HOUR, now + 50, now - HOUR + 1], now) == [now - HOUR + 1, now - 10, now]
+    assert recent_restarts([], now) == []

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from rockit.camvirt.daemon import statefile
+from rockit.camvirt.daemon.commands import remember_crashes
 from rockit.camvirt.daemon.crashwatch import STOPPED_WHILE_DOWN, CrashWatch
 from rockit.camvirt.daemon.statefile import (
     INTERRUPTED,
@@ -53,7 +54,7 @@ def test_what_is_remembered_comes_back_after_a_restart(tmp_path):
     now = time.time()
     first = memory(tmp_path)
     watch = CrashWatch(3)
-    assert first.restore(watch, DOMAINS, now=now) is None
+    assert remember_crashes(first, watch, DOMAINS, now) is None
     first.command_started('initialize', DOMAINS, '127.0.0.1', now=now)
     watch.expect_running(DOMAINS, now=now + 1)
     last = {'name': 'initialize', 'domains': DOMAINS, 'status': 0, 'message': '', 'time': 'T'}
@@ -62,7 +63,7 @@ def test_what_is_remembered_comes_back_after_a_restart(tmp_path):
 
     log = ListLog()
     again = CrashWatch(3)
-    assert memory(tmp_path, log).restore(again, DOMAINS, now=now + 3) == last
+    assert remember_crashes(memory(tmp_path, log), again, DOMAINS, now + 3) == last
     assert again.snapshot(now + 3) == {'expected': {'cam1': now + 1, 'cam2': now + 1}, 'stops': {},
                                        'restarts': [now + 2]}
     assert 'state restored from {}: should run: cam1, cam2; 1 automatic restart in the last hour'.format(
@@ -76,25 +77,25 @@ def test_a_host_whose_boot_id_cannot_be_read_still_reads_its_state_back(tmp_path
     monkeypatch.setattr('rockit.camvirt.daemon.statefile.BOOT_ID_PATH', str(tmp_path / 'no-boot-id'))
     first = memory(tmp_path)
     watch = CrashWatch(3)
-    first.restore(watch, DOMAINS, now=1000.0)
+    remember_crashes(first, watch, DOMAINS, 1000.0)
     watch.expect_running(['cam1'], now=1001.0)
     last = {'name': 'initialize', 'domains': ['cam1'], 'status': 0, 'message': '', 'time': 'T'}
     first.command_finished(last)
     assert 'boot_id' not in json.loads((tmp_path / 'das1.json').read_text())
     log = ListLog()
     again = CrashWatch(3)
-    assert memory(tmp_path, log).restore(again, DOMAINS, now=1002.0) == last
+    assert remember_crashes(memory(tmp_path, log), again, DOMAINS, 1002.0) == last
     assert again.snapshot(1002.0)['expected'] == {'cam1': 1001.0}
     assert 'warning' not in log.text().lower(), log.text()
 
 
 def test_a_command_cut_off_is_remembered_as_interrupted(tmp_path):
     first = memory(tmp_path)
-    first.restore(CrashWatch(3), DOMAINS, now=1000.0)
+    remember_crashes(first, CrashWatch(3), DOMAINS, 1000.0)
     first.command_started('shutdown', ['cam2'], '10.2.6.160', now=1000.0)
     # camvirtd dies here.
     log = ListLog()
-    last = memory(tmp_path, log).restore(CrashWatch(3), DOMAINS)
+    last = remember_crashes(memory(tmp_path, log), CrashWatch(3), DOMAINS, time.time())
     assert last['status'] == CommandStatus.Failed and last['interrupted'] is True
     assert last['message'].startswith(INTERRUPTED) and '10.2.6.160' in last['message']
     assert 'error: shutdown (cam2) was interrupted: camvirtd stopped while it ran' in log.text()
@@ -105,18 +106,18 @@ def test_a_command_cut_off_is_remembered_as_interrupted(tmp_path):
 def test_domains_no_longer_in_the_config_are_dropped(tmp_path):
     first = memory(tmp_path)
     watch = CrashWatch(3)
-    first.restore(watch, ['cam1', 'cam9'], now=1000.0)
+    remember_crashes(first, watch, ['cam1', 'cam9'], 1000.0)
     watch.expect_running(['cam1', 'cam9'], now=1000.0)
     log = ListLog()
     again = CrashWatch(3)
-    memory(tmp_path, log).restore(again, DOMAINS, now=1001.0)
+    remember_crashes(memory(tmp_path, log), again, DOMAINS, 1001.0)
     assert list(again.snapshot(1001.0)['expected']) == ['cam1']
     assert 'info: {}: dropped a domain no longer in the config: cam9'.format(tmp_path / 'das1.json') in log.text()
 
 
 def test_no_file_is_a_first_start(tmp_path):
     log = ListLog()
-    memory(tmp_path, log).restore(CrashWatch(3), DOMAINS)
+    remember_crashes(memory(tmp_path, log), CrashWatch(3), DOMAINS, time.time())
     assert log.lines == [('info', 'no state file at {}: first start, nothing to remember'.format(
         tmp_path / 'das1.json'))]
     assert (tmp_path / 'das1.json').exists()
@@ -159,7 +160,7 @@ def test_a_bad_file_is_one_warning_and_a_clean_start(tmp_path, case):
         read_state(str(path), DAEMON)
     log = ListLog()
     watch = CrashWatch(3)
-    assert memory(tmp_path, log).restore(watch, DOMAINS) is None
+    assert remember_crashes(memory(tmp_path, log), watch, DOMAINS, time.time()) is None
     assert watch.snapshot(0)['expected'] == {}
     warnings = [message for level, message in log.lines if level == 'warning']
     assert len(warnings) == 1 and len(log.lines) <= 2, log.lines  # the warning, and a failed rewrite at most
@@ -178,7 +179,7 @@ def test_a_file_that_cannot_be_written_is_one_error_and_camvirtd_goes_on(tmp_pat
     log = ListLog()
     kept = DaemonMemory(str(blocker / 'das1.json'), DAEMON, 'c.json', log)
     watch = CrashWatch(3)
-    kept.restore(watch, DOMAINS)
+    remember_crashes(kept, watch, DOMAINS, time.time())
     watch.expect_running(['cam1'])
     watch.expect_off(['cam1'])
     errors = [message for level, message in log.lines if level == 'error']
@@ -189,7 +190,7 @@ def test_a_last_command_with_a_problems_list_reads_too(tmp_path):
     last = {'name': 'shutdown', 'domains': ['cam1'], 'status': 1, 'problems': ['domain cam1 is still running'],
             'time': 'T'}
     (tmp_path / 'das1.json').write_text(json.dumps({'format': 1, 'daemon': DAEMON, 'last_command': last}))
-    assert memory(tmp_path).restore(CrashWatch(3), DOMAINS) == last
+    assert remember_crashes(memory(tmp_path), CrashWatch(3), DOMAINS, time.time()) == last
 
 
 def test_a_write_follows_no_symlink_swapped_in_while_it_runs(tmp_path, monkeypatch):
@@ -247,7 +248,7 @@ def test_a_newer_camvirtd_reads_an_older_file_and_keeps_what_it_remembered(tmp_p
     path.write_text(json.dumps(OLDER_FILE))
     watch = CrashWatch(3)
     kept = memory(tmp_path)
-    assert kept.restore(watch, DOMAINS, now=1764540000.0) == OLDER_FILE['last_command']
+    assert remember_crashes(kept, watch, DOMAINS, 1764540000.0) == OLDER_FILE['last_command']
     assert sorted(watch.expected_running()) == DOMAINS  # which VMs should run survives the upgrade
     assert kept.history() == [OLDER_FILE['last_command']]  # the last command starts the history
     written = json.loads(path.read_text())
@@ -257,7 +258,7 @@ def test_a_newer_camvirtd_reads_an_older_file_and_keeps_what_it_remembered(tmp_p
 def test_an_older_camvirtd_reads_a_newer_file(tmp_path):
     """Keys are only added: the older reader's schema (kept here as it was) accepts what this one writes."""
     kept = memory(tmp_path)
-    kept.restore(CrashWatch(3), DOMAINS, now=1000.0)
+    remember_crashes(kept, CrashWatch(3), DOMAINS, 1000.0)
     kept.command_started('initialize', DOMAINS, 'STINGTCS at 10.2.6.160', now=1000.0)
     kept.command_finished({'name': 'initialize', 'domains': DOMAINS, 'status': 1, 'problems': ['x'], 'time': 'T',
                            'caller': 'STINGTCS at 10.2.6.160', 'started': 'S', 'duration': 12.5})
@@ -269,7 +270,7 @@ def test_an_older_camvirtd_reads_a_newer_file(tmp_path):
 
 def test_the_history_keeps_the_last_commands_with_caller_start_and_duration(tmp_path):
     kept = memory(tmp_path)
-    kept.restore(CrashWatch(3), DOMAINS, now=1000.0)
+    remember_crashes(kept, CrashWatch(3), DOMAINS, 1000.0)
     for i in range(statefile.HISTORY_SIZE + 5):
         kept.command_started('shutdown', ['cam1'], 'STINGTCS at 10.2.6.160', now=1000.0 + i)
         kept.command_finished({'name': 'shutdown', 'domains': ['cam1'], 'status': 0, 'problems': [], 'time': str(i),
@@ -277,7 +278,7 @@ def test_the_history_keeps_the_last_commands_with_caller_start_and_duration(tmp_
     kept.command_started('initialize', DOMAINS, '10.2.6.99', now=2000.0)
     # camvirtd dies here: the command cut off is the newest entry after the restart.
     again = memory(tmp_path)
-    again.restore(CrashWatch(3), DOMAINS, now=2001.0)
+    remember_crashes(again, CrashWatch(3), DOMAINS, 2001.0)
     history = again.history()
     assert len(history) == statefile.HISTORY_SIZE
     assert history[0]['time'] == '6' and history[-2]['time'] == str(statefile.HISTORY_SIZE + 4)

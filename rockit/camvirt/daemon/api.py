@@ -1,5 +1,5 @@
 """The object camvirtd serves over Pyro4: the four methods the rockit network calls, each handing
-over at once to the command path (commands.py) or the queries (status.py).
+over at once to the command path (commands.py) or the queries (queries.py).
 
   initialize(domains=None) -> CommandStatus     shutdown(domains=None, force=None) -> CommandStatus
   report_camera_status(camera_id) -> dict       report_status() -> dict (for camvirt status)
@@ -37,7 +37,7 @@ class CamvirtAPI:
     def close(self, command_timeout=5):
         """Lets a command still running log how it ended (it fails at once once libvirt is let go),
         then ends the threads the parts share."""
-        self._commands.admission.wait_idle(command_timeout)
+        self._commands.wait_idle(command_timeout)
         self._workers.stop()
         self._devices.close()
 

@@ -26,21 +26,21 @@ class Commands:
         self._hypervisor = hypervisor
         self._log = log
         self._workers = workers
-        self.admission = Admission(config)
-        self.crashes = CrashWatch(config.restart_crashed_per_hour)
+        self._admission = Admission(config)
         self._devices = devices
         self._steps = Steps(config, hypervisor, probe, workers, devices, log)
-        # What must outlive camvirtd (statefile.DaemonMemory): restored before the first state libvirt
-        # reports, so that a domain found off that should run is an unexpected stop; written at each change.
-        self._memory = memory or NoMemory()
-        self.last_command = self._memory.restore(self.crashes, config.domains)
+        self._memory = memory or NoMemory()  # what must outlive camvirtd (statefile.DaemonMemory)
+        self._crashes = CrashWatch(config.restart_crashed_per_hour)
+        # Before the first state libvirt reports, so that a domain found off that should run is an
+        # unexpected stop.
+        self.last_command = remember_crashes(self._memory, self._crashes, config.domains, time.time())
         self._restarts = RestartQueue(self._restart_crashed, config.domains, workers.submit, self._wait_for_libvirt)
         hypervisor.add_listener(self._on_domain_change)
 
     def initialize(self, requested, caller, wait=0):
         """Starts the domains that are off and waits until every camd in them answers."""
         try:
-            command = self.admission.admit('initialize', requested, caller, wait)
+            command = self._admission.admit('initialize', requested, caller, wait)
         except Refusal as refusal:
             return self._refused(refusal)
         with self._running(command) as outcome:
@@ -52,18 +52,18 @@ class Commands:
             outcome.problems += self._steps.not_running(started)
             # What runs at the end is expected to run, whether or not its camd answered: crash watch
             # then notices when it stops (a partly failed initialize must not forget what it started).
-            self.crashes.expect_running(self._running_now(command.domains))
+            self._crashes.expect_running(self._running_now(command.domains))
         return outcome.status
 
     def shutdown(self, requested, force, caller):
         """Asks the domains to shut down and waits until they are off; with `force`, powers off what
         still runs at shutdown_timeout."""
         try:
-            command = self.admission.admit('shutdown', requested, caller)
+            command = self._admission.admit('shutdown', requested, caller)
         except Refusal as refusal:
             return self._refused(refusal)
         with self._running(command) as outcome:
-            self.crashes.expect_off(command.domains)
+            self._crashes.expect_off(command.domains)
             deadline = time.monotonic() + self._config.shutdown_timeout
             outcome.problems += self._steps.stop_domains(command.domains, deadline)
             if force and outcome.problems:
@@ -73,13 +73,35 @@ class Commands:
     def _running_now(self, names):
         return [name for name in names if self._hypervisor.state(name) == VMState.Running]
 
+    # --- what the queries ask -------------------------------------------------------------------
+
     def history(self):
         """The commands remembered (the state file's), oldest first."""
         return self._memory.history()
 
+    def busy_domains(self):
+        """The domains the running command acts on (none when no command runs)."""
+        return self._admission.busy_domains()
+
+    def should_run(self):
+        """The domains camvirtd expects to run (after initialize, until shutdown or an unexpected stop)."""
+        return self._crashes.expected_running()
+
+    def should_run_since(self, name):
+        """Since when `name` should run (unix time), None when it should not."""
+        return self._crashes.expected_since(name)
+
+    def unexpected_stop(self, name):
+        """`name`'s unexpected stop ({'state', 'time', 'reason', 'detail'}) not yet dealt with, or None."""
+        return self._crashes.unexpected_stop(name)
+
+    def wait_idle(self, timeout):
+        """Waits up to `timeout` s for the running command, if any, to end."""
+        self._admission.wait_idle(timeout)
+
     def running_detail(self):
         """The command running now: which, for whom, since and until when at the latest; or None."""
-        running = self.admission.running
+        running = self._admission.running
         if running is None:
             return None
         config = self._config
@@ -120,7 +142,7 @@ class Commands:
             try:
                 self._finish(command, outcome, caller)
             finally:
-                self.admission.release(command)
+                self._admission.release(command)
             self._look_again(command.domains)
 
     def _finish(self, command, outcome, caller):
@@ -142,7 +164,7 @@ class Commands:
 
     def _on_domain_change(self, name, _old, new):
         """Called by the hypervisor on every state change (on its dispatch thread)."""
-        if name in self.admission.busy_domains():
+        if name in self._admission.busy_domains():
             return  # the command itself is changing it; _look_again() sees where it left them
         self._observe(name, new)
 
@@ -153,7 +175,7 @@ class Commands:
             self._observe(name, self._hypervisor.state(name))
 
     def _observe(self, name, new):
-        stop = self.crashes.observe(name, new, time.time(), self._hypervisor.stop_detail(name))
+        stop = self._crashes.observe(name, new, time.time(), self._hypervisor.stop_detail(name))
         if stop is None:
             return
         how = ' ({})'.format(stop['detail']) if stop.get('detail') else ''
@@ -171,7 +193,7 @@ class Commands:
         """Restarts, in one initialize, the domains of `names` that the hourly budget allows."""
         allowed = []
         for name in names:
-            if self.crashes.take_restart(time.time()):
+            if self._crashes.take_restart(time.time()):
                 allowed.append(name)
                 self._log.warning('restarting domain {} after its unexpected stop'.format(name))
             else:
@@ -186,6 +208,17 @@ class Commands:
         """Seconds any command may run: a restart waits that long for the one running now to end."""
         config = self._config
         return max(config.initialize_timeout, config.shutdown_timeout + FORCED_POWER_OFF_TIMEOUT) + 1
+
+
+def remember_crashes(memory, crashes, domains, now):
+    """Wires the crash watch to the state file: takes back what the file remembers into `crashes`,
+    and from then on writes the file, with the watch's state, at every change of it. Returns the last
+    command to show."""
+    remembered = memory.restore(domains, now)
+    crashes.restore(remembered.expected, remembered.stops, remembered.restarts, now, remembered.host_restarted)
+    crashes.on_change = memory.save
+    memory.include(crashes.snapshot)
+    return remembered.last_command
 
 
 class Outcome:

@@ -1,8 +1,7 @@
 """Crash awareness: which domains camvirtd expects to be running, which stopped behind its back, and
-how many automatic restarts the last hour allows. Plain state, no I/O: the server feeds it, and
-on_change (the state file's writer) hears of every change."""
+how many automatic restarts the last hour allows. Plain state, no I/O: the commands feed it, and
+on_change (the state file's writer, as its owner wires it) hears of every change."""
 
-import collections
 import threading
 import time
 
@@ -12,6 +11,13 @@ HOUR = 3600.0
 STOPPED = 'stopped unexpectedly'
 STOPPED_WHILE_DOWN = 'stopped while camvirtd was not running'
 STOPPED_WHILE_DOWN_REBOOT = STOPPED_WHILE_DOWN + ' (the host has restarted since)'
+
+
+def recent_restarts(times, now):
+    """The restart times that still count against the hourly budget, oldest first: those of the last
+    hour. Times in the future (the clock was stepped back since they were taken) count as now: the
+    budget they spend comes back an hour from now, not when the clock catches up with them."""
+    return sorted(min(t, now) for t in times if now - min(t, now) < HOUR)
 
 
 class CrashWatch:
@@ -24,7 +30,7 @@ class CrashWatch:
         self._stopped_while_down = STOPPED_WHILE_DOWN
         self._stops = {}  # domain -> {'state': ..., 'time': unix time, 'reason': ...}
         self._restarts_per_hour = restarts_per_hour
-        self._restart_times = collections.deque()
+        self._restart_times = []  # oldest first
         # Called (outside the lock) after every change, to write it down.
         self.on_change = on_change
 
@@ -87,30 +93,20 @@ class CrashWatch:
     def take_restart(self, now):
         """True (and counted) when another automatic restart fits in the hourly budget."""
         with self._lock:
-            self._count_future_restarts_as_now(now)
-            self._forget_old_restarts(now)
+            self._restart_times = recent_restarts(self._restart_times, now)
             if len(self._restart_times) >= self._restarts_per_hour:
                 return False
             self._restart_times.append(now)
         self._changed()
         return True
 
-    def _count_future_restarts_as_now(self, now):
-        """Restart times in the future (the clock was stepped back since they were taken) count as now:
-        the budget they spend comes back an hour from now, not when the clock catches up with them."""
-        if self._restart_times and self._restart_times[-1] > now:
-            self._restart_times = collections.deque(sorted(min(t, now) for t in self._restart_times))
-
-    def _forget_old_restarts(self, now):
-        while self._restart_times and now - self._restart_times[0] >= HOUR:
-            self._restart_times.popleft()
-
     # --- across restarts (statefile.DaemonMemory) -------------------------------------------------
 
     def snapshot(self, now):
         """What must outlive camvirtd, as plain JSON-ready data."""
         with self._lock:
-            self._forget_old_restarts(now)
+            # Old times forgotten; times in the future are written as taken (take_restart() counts them).
+            self._restart_times = [t for t in self._restart_times if now - t < HOUR]
             return {'expected': dict(self._expected), 'stops': {n: dict(s) for n, s in self._stops.items()},
                     'restarts': list(self._restart_times)}
 
@@ -122,9 +118,7 @@ class CrashWatch:
             self._unverified = set(expected)
             self._stopped_while_down = STOPPED_WHILE_DOWN_REBOOT if host_restarted else STOPPED_WHILE_DOWN
             self._stops = {n: dict(s) for n, s in stops.items()}
-            self._restart_times = collections.deque(sorted(restarts))
-            self._count_future_restarts_as_now(now)
-            self._forget_old_restarts(now)
+            self._restart_times = recent_restarts(restarts, now)
 
 
 class RestartQueue:

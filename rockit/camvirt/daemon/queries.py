@@ -42,7 +42,7 @@ class Status:
         raise camd_not_answering(camera, answer)
 
     def _offline(self, camera):
-        return camera.domain in self._commands.admission.busy_domains() or \
+        return camera.domain in self._commands.busy_domains() or \
             self._hypervisor.state(camera.domain) not in VMState.PROBED
 
     def _camera_status(self, camera, vm_state):
@@ -66,16 +66,16 @@ class Status:
         statuses = self._workers.run_parallel(lambda c: self._camera_status(c, states[c.domain].state), cameras)
         by_id = {c.id: s if isinstance(s, tuple) else (dict(OFFLINE_CAMERA_STATUS), CAMD_NOT_ASKED, None)
                  for c, s in zip(cameras, statuses)}
-        running = self._commands.admission.running
-        should_run = set(self._commands.crashes.expected_running())
+        running = self._commands.running_detail()
+        should_run = set(self._commands.should_run())
         return {
             'daemon': self._config.daemon_name,
             'libvirt_uri': self._hypervisor.uri,
             'libvirt_connected': self._hypervisor.connected,
             'libvirt_error': self._hypervisor.last_error,  # libvirt's words for why it is unreachable
-            'command': running.name if running else None,
+            'command': running['name'] if running else None,
             # Which command runs, for whom, since and until when at the latest (for a refused caller).
-            'running_command': self._commands.running_detail(),
+            'running_command': running,
             'last_command': self._commands.last_command,
             'last_failed': last_failed(self._commands.history()),
             # What camvirtd expects to run (after initialize, until shutdown or an unexpected stop).
@@ -84,8 +84,8 @@ class Status:
         }
 
     def _domain_entry(self, name, status, camera_statuses, should_run):
-        stop = self._commands.crashes.unexpected_stop(name)
-        since, seen = began(status, self._commands.crashes.expected_since(name) if name in should_run else None)
+        stop = self._commands.unexpected_stop(name)
+        since, seen = began(status, self._commands.should_run_since(name) if name in should_run else None)
         return {
             'name': name,
             'state': status.state,

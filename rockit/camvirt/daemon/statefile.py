@@ -30,6 +30,7 @@ from ..shared.jsonfile import JsonFileError, read_json_file
 from ..shared.schemawords import schema_problems
 from ..shared.statepaths import STATE_ENV, SYSTEM_STATE_DIR, state_folder, state_path  # noqa: F401
 from ..shared.times import utc_iso
+from .crashwatch import recent_restarts
 
 LATEST_TIME = 253402300799  # 9999-12-31 23:59:59 UTC
 FORMAT = 1
@@ -225,6 +226,19 @@ def _plural(count, word):
     return '{} {}{}'.format(count, word, '' if count == 1 else 's')
 
 
+class Remembered:
+    """What a start takes back from the state file, as plain data: the crash watch's part (which
+    domains should run since when, their unexpected stops, the restart times that still count, whether
+    the host restarted since) and the last command to show."""
+
+    def __init__(self, expected=None, stops=None, restarts=(), host_restarted=False, last_command=None):
+        self.expected = dict(expected or {})
+        self.stops = dict(stops or {})
+        self.restarts = list(restarts)
+        self.host_restarted = host_restarted
+        self.last_command = last_command
+
+
 class DaemonMemory:
     """camvirtd's memory: restored from the state file at start, written back at every change.
     Writing never raises: a state file that cannot be written is an error in the log (once per
@@ -236,7 +250,7 @@ class DaemonMemory:
         self._config_path = config_path
         self._log = log
         self._lock = threading.Lock()
-        self._crashes = None
+        self._crash_state = None  # include()'s source
         self._running = None
         self._last = None
         self._history = []
@@ -244,19 +258,20 @@ class DaemonMemory:
 
     # --- start --------------------------------------------------------------------------------
 
-    def restore(self, crashes, domains, now=None):
-        """Fills `crashes` from the state file and returns the last command to show (or None).
-        Entries for domains not in `domains` are dropped. From then on every change of `crashes`
-        is written back."""
+    def restore(self, domains, now=None):
+        """What the state file remembers, as a Remembered (empty when there is no good file). Entries
+        for domains not in `domains` are dropped."""
         now = time.time() if now is None else now
         remove_leftovers(self.path)
         data = self._read()
-        if data is not None:
-            self._apply(data, crashes, set(domains), now)
-        self._crashes = crashes
-        crashes.on_change = self.save
+        if data is None:
+            return Remembered()
+        return self._apply(data, set(domains), now)
+
+    def include(self, crash_state):
+        """From now on every write includes `crash_state(now)` (the crash watch's snapshot); writes now."""
+        self._crash_state = crash_state
         self.save()
-        return self._last
 
     def _read(self):
         try:
@@ -268,15 +283,16 @@ class DaemonMemory:
             self._log.info('no state file at {}: first start, nothing to remember'.format(self.path))
         return data
 
-    def _apply(self, data, crashes, domains, now):
+    def _apply(self, data, domains, now):
         dropped = sorted((set(data.get('expected', {})) | set(data.get('stops', {}))) - domains)
         if dropped:
             self._log.info('{}: dropped {} no longer in the config: {}'.format(
                 self.path, 'a domain' if len(dropped) == 1 else 'domains', ', '.join(dropped[:10])))
-        expected = {n: t for n, t in data.get('expected', {}).items() if n in domains}
-        stops = {n: s for n, s in data.get('stops', {}).items() if n in domains}
-        host_restarted = bool(data.get('boot_id')) and boot_id() not in (None, data.get('boot_id'))
-        crashes.restore(expected, stops, data.get('restarts', []), now, host_restarted)
+        remembered = Remembered(
+            expected={n: t for n, t in data.get('expected', {}).items() if n in domains},
+            stops={n: s for n, s in data.get('stops', {}).items() if n in domains},
+            restarts=recent_restarts(data.get('restarts', []), now),
+            host_restarted=bool(data.get('boot_id')) and boot_id() not in (None, data.get('boot_id')))
         last = data.get('last_command')
         # A file from before the history was kept: its last command starts the history.
         history = data['history'] if 'history' in data else [last] if last else []
@@ -284,12 +300,13 @@ class DaemonMemory:
             last = interrupted_command(data['command'])
             history.append(last)
             self._log.error('{} ({}) was {}'.format(last['name'], ', '.join(last['domains']), last['message']))
-        self._last = last
+        self._last = remembered.last_command = last
         self._history = history[-HISTORY_SIZE:]
         self._log.info('state restored from {}: {}; {} in the last hour{}'.format(
-            self.path, 'should run: ' + ', '.join(sorted(expected)) if expected else 'no domain should run',
-            _plural(len(crashes.snapshot(now)['restarts']), 'automatic restart'),
-            ' (the host has restarted since)' if host_restarted else ''))
+            self.path, 'should run: ' + ', '.join(sorted(remembered.expected)) if remembered.expected
+            else 'no domain should run', _plural(len(remembered.restarts), 'automatic restart'),
+            ' (the host has restarted since)' if remembered.host_restarted else ''))
+        return remembered
 
     def _keep_aside(self):
         """Moves a bad state file (a regular one) to <path>.bad for a look later; says so."""
@@ -332,8 +349,8 @@ class DaemonMemory:
             this_boot = boot_id()
             if this_boot is not None:
                 data['boot_id'] = this_boot
-            if self._crashes is not None:
-                data.update(self._crashes.snapshot(time.time()))
+            if self._crash_state is not None:
+                data.update(self._crash_state(time.time()))
             try:
                 write_atomically(self.path, _to_json(data))
             except OSError as e:
@@ -362,8 +379,11 @@ class NoMemory:
     def __init__(self):
         self._history = collections.deque(maxlen=HISTORY_SIZE)
 
-    def restore(self, crashes, domains, now=None):
-        return None
+    def restore(self, domains, now=None):
+        return Remembered()
+
+    def include(self, crash_state):
+        pass
 
     def command_started(self, name, domains, caller, now=None):
         pass
