@@ -439,3 +439,25 @@ def test_under_load_through_camvirtd_a_busy_camd_never_has_more_than_2_connectio
     assert from_camvirtd <= 2
     assert camd.most_connections() <= 2 + 1  # camvirtd's, and the test's own client
     assert camd.refused() == 0
+
+
+def test_an_initialize_cut_short_by_camvirtd_stopping_says_so_not_that_its_vm_stopped(make_world):
+    world = make_world(domains=1, behaviours={'c1a': ABSENT}, initialize_timeout=30)
+    name = world.domain_names[0]
+    results = []
+
+    def initialize():
+        try:
+            results.append(world.call('initialize'))
+        except Pyro4.errors.CommunicationError as e:  # the server went with camvirtd
+            results.append(e)
+
+    command = threading.Thread(target=initialize)
+    command.start()
+    assert wait_until(lambda: world.domain(name).isActive() and world.call('report_status')['command'])
+    world.camvirtd.stop()  # the service's stop, while the initialize still waits for camd
+    command.join(10)
+    assert results and not command.is_alive()
+    failed = [line for line in world.log.text().splitlines() if line.startswith('error: initialize: ')]
+    assert failed == ['error: initialize: camera c1a: camvirtd stopped while waiting for camd']
+    assert world.domain(name).isActive()  # camvirtd's stop leaves the VMs as they are

@@ -3,6 +3,7 @@ a camd that hangs or never comes up)."""
 
 import os
 import signal
+import threading
 import time
 
 import pytest
@@ -127,3 +128,22 @@ def test_a_camd_that_never_comes_up_fails_init_after_initialize_timeout(make_pro
     assert world.camvirtd.out.wait_for(r'ERROR: initialize: camera cam2 \(e2e_camd_cam2 at 127\.0\.0\.1:\d+\) '
                                        r'did not answer within 2 s', 5)
     assert camera_labels(world.status()) == {'cam1': 'IDLE', 'cam2': 'OFFLINE'}
+
+
+def test_libvirtd_killed_while_init_waits_for_a_camd_fails_it_at_once_saying_so(make_process_world):
+    world = make_process_world(initialize_timeout=30).start('--absent', 'cam2')
+    results = []
+    init = threading.Thread(target=lambda: results.append(world.camvirt('init')))
+    init.start()
+    assert world.camvirtd.out.wait_for(r'initialize \(cam1, cam2\) requested', 10), world.camvirtd.describe()
+    assert wait_until(lambda: world.domstate('cam2') == 'running', 10)
+    world.sandbox.signal(signal.SIGSTOP)  # no libvirtd restart until the command has ended
+    try:
+        os.kill(world.libvirtd_pid(), signal.SIGKILL)
+        init.join(10)  # at once: not the 30 s initialize_timeout
+    finally:
+        world.sandbox.signal(signal.SIGCONT)
+    assert results and results[0].returncode == 1, results
+    log = world.camvirtd.out.text()
+    assert 'camera cam2: libvirt at {} became unreachable while waiting for camd'.format(world.uri) in log, log
+    assert 'stopped after its cameras answered' not in log

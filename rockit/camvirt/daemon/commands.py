@@ -47,9 +47,10 @@ class Commands:
             deadline = time.monotonic() + self._config.initialize_timeout
             problems, started = self._steps.start_domains(command.domains, deadline)
             outcome.problems += problems
-            outcome.problems += self._steps.wait_for_cameras(started, deadline)
+            problems, ready = self._steps.wait_for_cameras(started, deadline)
+            outcome.problems += problems
             # A VM may stop after its cameras answered (its events were the command's own until now).
-            outcome.problems += self._steps.not_running(started)
+            outcome.problems += self._steps.not_running(ready)
             # What runs at the end is expected to run, whether or not its camd answered: crash watch
             # then notices when it stops (a partly failed initialize must not forget what it started).
             self._crashes.expect_running(self._running_now(command.domains))

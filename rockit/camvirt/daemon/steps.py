@@ -33,6 +33,12 @@ class Steps:
     def _unreachable(self):
         return ['libvirt at {} is unreachable'.format(self._hypervisor.uri)]
 
+    def _why_unknown(self):
+        """Why domain states are Unknown now: camvirtd stopping lets libvirt go on purpose."""
+        if self._hypervisor.stopping:
+            return 'camvirtd stopped'
+        return 'libvirt at {} became unreachable'.format(self._hypervisor.uri)
+
     # --- initialize ------------------------------------------------------------------------------
 
     def start_domains(self, names, deadline):
@@ -65,11 +71,14 @@ class Steps:
         start_when_present(self._devices, name, camera_ids, deadline, self._hypervisor.start_domain, self._log)
 
     def wait_for_cameras(self, names, deadline):
-        """Waits until every camd in the domains `names` answers."""
+        """Waits until every camd in the domains `names` answers. Returns (problems, the domains of
+        `names` whose every camd answered)."""
         cameras = [camera for name in names for camera in self._config.domains[name]]
         results = self._workers.run_parallel(lambda camera: self._wait_for_camera(camera, deadline), cameras)
-        return [r if isinstance(r, str) else 'camera {}: {}'.format(c.id, describe_error(r))
-                for c, r in zip(cameras, results) if r is not None]
+        problems = [r if isinstance(r, str) else 'camera {}: {}'.format(c.id, describe_error(r))
+                    for c, r in zip(cameras, results) if r is not None]
+        failed = {c.domain for c, r in zip(cameras, results) if r is not None}
+        return problems, [name for name in names if name not in failed]
 
     def _wait_for_camera(self, camera, deadline):
         """None once the camd answers, else why it did not."""
@@ -78,12 +87,16 @@ class Steps:
             state = hypervisor.wait_for_state(domain, {VMState.Running}, deadline)
         except HypervisorUnavailable as e:
             return 'camera {}: {}'.format(camera.id, e)
+        if state == VMState.Unknown:
+            return 'camera {}: {} while waiting for domain {} to run'.format(camera.id, self._why_unknown(), domain)
         if state != VMState.Running:
             return 'camera {}: domain {} is {}, not running'.format(camera.id, domain, state)
         if wait_until_answering(self._probe, camera.address, deadline,
                                 give_up=lambda: hypervisor.state(domain) != VMState.Running):
             return None
         state = hypervisor.state(domain)
+        if state == VMState.Unknown:
+            return 'camera {}: {} while waiting for camd'.format(camera.id, self._why_unknown())
         if state != VMState.Running:
             return 'camera {}: domain {} became {} while waiting for camd'.format(camera.id, domain, state)
         why = self._probe.last_failure(camera.address)
@@ -92,10 +105,15 @@ class Steps:
             self._config.initialize_timeout, ' (last try: {})'.format(why) if why else '')
 
     def not_running(self, names):
-        """A problem for each domain of `names` that is no longer running."""
+        """A problem for each domain of `names` (whose cameras answered) that is no longer running."""
         states = {name: self._hypervisor.state(name) for name in names}
-        return ['domain {} is {}: it stopped after its cameras answered'.format(name, state)
-                for name, state in states.items() if state != VMState.Running]
+        problems = ['domain {} is {}: it stopped after its cameras answered'.format(name, state)
+                    for name, state in states.items() if state not in (VMState.Running, VMState.Unknown)]
+        unknown = [name for name, state in states.items() if state == VMState.Unknown]
+        if unknown:
+            problems.append('{} after the cameras of {} answered: whether they still run is unknown'.format(
+                self._why_unknown(), ', '.join(unknown)))
+        return problems
 
     # --- shutdown --------------------------------------------------------------------------------
 

@@ -132,6 +132,11 @@ class DomainTable:
         dispatch thread: never on libvirt's event thread, never with a lock of ours held."""
         self._listeners.append(listener)
 
+    @property
+    def stopping(self):
+        """True once stop() was called: every state is Unknown from then on, as camvirtd stops."""
+        return self._stopping
+
     def stop(self):
         """Before the connection is let go: its last changes (every state Unknown) are not reported."""
         self._stopping = True

@@ -49,6 +49,11 @@ class Hypervisor:
         return self._connection.last_error
 
     @property
+    def stopping(self):
+        """True once stop() was called (camvirtd is stopping): states are Unknown for that reason."""
+        return self._domains.stopping
+
+    @property
     def connected(self):
         return self._connection.current() is not None
 
