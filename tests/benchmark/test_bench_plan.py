@@ -16,8 +16,8 @@ def test_the_full_plan_runs_once_and_writes_every_key(tmp_path):
                              '--output', str(output)], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     results = json.loads(output.read_text())
-    assert set(results) == {'measured', 'readiness_lag_ms', 'shutdown_lag_ms', 'passthrough', 'one_camera', 'hung_camera',
-                            'resources', 'baseline', 'under_attack'}
+    assert set(results) == {'measured', 'readiness_lag_ms', 'shutdown_lag_ms', 'passthrough', 'one_camera',
+                            'hung_camera', 'resources', 'baseline', 'under_attack'}
     for kind in ('readiness_lag_ms', 'shutdown_lag_ms'):
         assert set(results[kind]) == {'1', '8', str(MAX_DOMAINS)}
         assert all(set(figures) >= {'p50', 'p99'} for figures in results[kind].values())
