@@ -1,5 +1,6 @@
 """camvirtd's benchmark: how late it notices ready and stopped VMs, what it costs the dashboard, and
-what it costs the host. Prints a table and writes bench/results.json (see docs/performance.md).
+what it costs the host. Prints a table and writes bench/results.json, with when and on what it was
+measured; bench/report.py makes docs/performance.md's figures of it.
 
     .venv/bin/python bench/bench.py [--once] [--output PATH]
 
