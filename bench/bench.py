@@ -1,5 +1,6 @@
 """camvirtd's benchmark: how late it notices ready and stopped VMs, what it costs the dashboard, and
-what it costs the host. Prints a table and writes bench/results.json (see docs/performance.md).
+what it costs the host. Prints a table and writes bench/results.json, with when and on what it was
+measured; bench/report.py makes docs/performance.md's figures of it.
 
     .venv/bin/python bench/bench.py [--once] [--output PATH]
 
@@ -10,8 +11,10 @@ resources run ./camvirtd, the camds and the load clients as separate processes o
 
 import argparse
 import concurrent.futures
+import datetime
 import json
 import os
+import platform
 import random
 import socket
 import subprocess
@@ -458,13 +461,34 @@ ONCE = dict(FULL, runs=1, baseline_runs=1, passthrough={1: 30, 32: 5}, hung=(8, 
             one_camera=(32, 5))
 
 
+def git_commit():
+    """HEAD's short hash, with "+dirty" when tracked files differ from it; "unknown" without git."""
+    try:
+        head = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=REPO, capture_output=True, text=True,
+                              timeout=30)
+        changes = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], cwd=REPO,
+                                 capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return 'unknown'
+    if head.returncode != 0 or changes.returncode != 0 or not head.stdout.strip():
+        return 'unknown'
+    return head.stdout.strip() + ('+dirty' if changes.stdout.strip() else '')
+
+
+def measurement(plan_name, plan, commit):
+    """When (the figures' writing, UTC) and on what they were measured: docs/performance.md says it."""
+    return {'at': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'), 'commit': commit,
+            'python': platform.python_version(), 'cpus': os.cpu_count(), 'plan': dict(name=plan_name, **plan)}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--once', action='store_true',
                         help="the full plan's sizes, each measured once (make test: proves it runs, not figures)")
     parser.add_argument('--output', default=os.path.join(REPO, 'bench', 'results.json'))
     args = parser.parse_args()
-    plan = ONCE if args.once else FULL
+    plan_name, plan = ('once', ONCE) if args.once else ('full', FULL)
+    commit = git_commit()  # before the run: the code measured, not the results.json it writes
     configure_pyro()
     start_event_loop()
     conn = libvirt.open(TEST_URI)
@@ -488,6 +512,7 @@ def main():
         finally:
             world.close()
     results = {
+        'measured': measurement(plan_name, plan, commit),
         'readiness_lag_ms': readiness,
         'shutdown_lag_ms': shutdown,
         'passthrough': passthrough,
