@@ -14,6 +14,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from rockit.camvirt.daemon.compose import Camvirtd  # noqa: E402
 from rockit.camvirt.daemon.service import configure_pyro  # noqa: E402
+from rockit.camvirt.daemon.statefile import DaemonMemory  # noqa: E402
 from rockit.camvirt.shared.config import parse_config  # noqa: E402
 from rockit.camvirt.shared.registry import Registry  # noqa: E402
 from rockit.camvirt.virt.eventloop import start_event_loop  # noqa: E402
@@ -28,10 +29,11 @@ class World:
     def __init__(self, conn, domains=2, cameras_per_domain=1, behaviours=None, boot_delay=0.05,
                  control_machines=('LocalHost',), initialize_timeout=5, shutdown_timeout=3,
                  camera_timeout=0.5, create_domains=True, shutdown_repeat_interval=1,
-                 libvirt_uri=TEST_URI, extra_config=None, driver_xml=None):
+                 libvirt_uri=TEST_URI, extra_config=None, driver_xml=None, memory_path=None):
         """driver_xml: a function (domain names, cameras) -> path of a test driver XML that
         defines those domains and the host's devices; camvirtd's connection to it is then the only
-        one that sees that world, so the simulated guests follow that connection."""
+        one that sees that world, so the simulated guests follow that connection. memory_path: a state
+        file camvirtd remembers in (none by default)."""
         behaviours = behaviours or {}
         self.conn = conn
         tag = uuid.uuid4().hex[:8]
@@ -66,7 +68,8 @@ class World:
                 define_test_domain(conn, name)
         self.log = ListLog()
         # camvirtd as the service composes it, served by the same hardened server.
-        self.camvirtd = Camvirtd(self.config, self.log, libvirt_uri=libvirt_uri)
+        memory = DaemonMemory(memory_path, self.config.daemon_name, '<test config>', self.log) if memory_path else None
+        self.camvirtd = Camvirtd(self.config, self.log, memory=memory, libvirt_uri=libvirt_uri)
         self.hypervisor = self.camvirtd.hypervisor
         self.probe = self.camvirtd.probe
         self.daemon_object = self.camvirtd.api

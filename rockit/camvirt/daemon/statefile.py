@@ -249,6 +249,9 @@ class DaemonMemory:
         self._daemon = daemon_name
         self._config_path = config_path
         self._log = log
+        # Writes are serialised from snapshot to rename; what is remembered has a lock of its own, so
+        # that a write stuck on the disk holds up only the next write, never a query of the history.
+        self._write_lock = threading.Lock()
         self._lock = threading.Lock()
         self._crash_state = None  # include()'s source
         self._running = None
@@ -339,12 +342,13 @@ class DaemonMemory:
             return list(self._history)
 
     def save(self):
-        """Writes what is remembered now. Under the lock from snapshot to rename, so that a later
+        """Writes what is remembered now. Under the write lock from snapshot to rename, so that a later
         state is never overwritten by an earlier one."""
-        with self._lock:
-            data = {'format': FORMAT, 'daemon': self._daemon, 'config': self._config_path,
-                    'written': utc_iso(time.time()), 'command': self._running, 'last_command': self._last,
-                    'history': self._history}
+        with self._write_lock:
+            with self._lock:
+                data = {'format': FORMAT, 'daemon': self._daemon, 'config': self._config_path,
+                        'written': utc_iso(time.time()), 'command': self._running, 'last_command': self._last,
+                        'history': list(self._history)}
             # Only a boot id there is: a file with none must still read back (a host without one).
             this_boot = boot_id()
             if this_boot is not None:
