@@ -35,6 +35,19 @@ def nspawn_problem():
     return None
 
 
+def _command_name(pid):
+    try:
+        with open('/proc/{}/comm'.format(pid)) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def _container_init(nspawn_pid):
+    """The container's systemd, once nspawn's transient helper children have gone and it runs."""
+    return next((pid for pid in _children(nspawn_pid) if _command_name(pid) == 'systemd'), None)
+
+
 def _children(pid):
     found = []
     for entry in os.listdir('/proc'):
@@ -83,7 +96,8 @@ class Container:
                                                                                 self.console()))
             if time.monotonic() > deadline:
                 raise ContainerError('no init in the container after {} s: {}'.format(timeout, self.console()))
-            self.init_pid = next(iter(_children(self._process.pid)), None)
+            # Not just any child: nspawn's own helper child may be there for a moment first.
+            self.init_pid = _container_init(self._process.pid)
             time.sleep(0.05)
         # Until its systemd listens on its private socket, systemctl says "offline" at once.
         while True:
