@@ -39,3 +39,16 @@ def test_parse_slots_go_in_turn_by_source():
         thread.join(timeout=5)
     # The dashboard waits for one of the flood's turns, not for all five.
     assert order == ['flood', 'dashboard', 'flood', 'flood', 'flood', 'flood']
+
+
+def test_waiting_says_whether_any_job_is_queued_even_of_a_source_at_its_limit():
+    jobs = FairJobs(per_source=1)
+    assert not jobs.waiting()
+    jobs.put('a', 1)
+    jobs.put('a', 2)
+    assert jobs.waiting()
+    assert jobs.take() == ('a', 1)
+    assert jobs.waiting()  # 'a' is at its limit, but its job waits all the same
+    jobs.done('a')
+    assert jobs.take() == ('a', 2)
+    assert not jobs.waiting()

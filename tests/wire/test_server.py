@@ -292,3 +292,27 @@ def test_a_flooding_source_is_not_served_until_the_interval_ends_but_a_privilege
     with pytest.raises(ConnectionError):
         attacks.handshake('127.0.0.1', port, 'echo', source='127.0.0.2')
     assert call(uri, 'echo', 'privileged') == 'privileged'
+
+
+def test_a_kept_connection_calling_without_pause_does_not_keep_its_worker_from_the_queue(served):
+    """A worker serves a kept connection's next call at once only while nobody waits for a worker:
+    a caller that never pauses must not make the others wait for all of its calls."""
+    uri, port, echo, _ = served(control_workers=1)
+    calls, started = 2000, threading.Event()
+
+    def hammer():
+        with Pyro4.Proxy(uri) as proxy:
+            proxy._pyroTimeout = 5
+            for n in range(calls):
+                proxy.echo(n)
+                started.set()
+
+    thread = threading.Thread(target=hammer)
+    thread.start()
+    try:
+        assert started.wait(5)
+        assert call(uri, 'echo', 'other') == 'other'
+        served_before = echo.calls
+    finally:
+        thread.join(30)
+    assert served_before < calls / 2, served_before

@@ -21,6 +21,11 @@ class FairJobs:
             self._queues.setdefault(source, collections.deque()).append(job)
             self._cond.notify()
 
+    def waiting(self):
+        """Whether any job is queued (of any source, this worker's own included)."""
+        with self._cond:
+            return bool(self._queues)
+
     def take(self):
         """(source, job), waiting for one; None once closed."""
         with self._cond:

@@ -18,7 +18,8 @@ _handshake and handleRequest, so plain Pyro4 proxies see no difference) and chan
   take. A message is parsed holding one of PARSES_AT_ONCE slots (the control machines have their own),
   which bounds the memory parsing takes. A call runs as long as it needs: a connection whose request
   is being served has no deadline. The worker then waits LINGER for the connection's next message and
-  serves it too, else re-arms the connection for the selector thread;
+  serves it too while no other job waits for a worker, else re-arms the connection for the selector
+  thread;
 - each request is served knowing the source address the connection was accepted from (callers): no
   path asks the socket again, which fails once the caller has reset the connection;
 - a source is an IPv4 address or an IPv6 /64 (addresses.source_of: one host may take any address of
@@ -324,7 +325,7 @@ class HardenedServer:
                 return
             source, (client, data) = taken
             try:
-                outcome = self._serve_on(client, data)
+                outcome = self._serve_on(client, data, jobs)
             finally:
                 jobs.done(source)
             if outcome is PARTIAL and not self._stopping.is_set() and self._rearm(client):
@@ -332,13 +333,14 @@ class HardenedServer:
             self._returned.append((client, outcome))  # to be dropped by the selector thread
             self._wake()
 
-    def _serve_on(self, client, data):
+    def _serve_on(self, client, data, jobs):
         """Serves the client's message, and the next ones that come within LINGER of each reply (a
         Pyro4 proxy's call right after its handshake, a kept proxy's next call) without a round through
-        the selector thread. PARTIAL when the selector should watch the client again, else CLOSED or
-        a WireRefusal for the selector thread to drop it with."""
+        the selector thread, while no other job waits for a worker (a caller that never pauses would
+        keep its worker from the queue). PARTIAL when the selector should watch the client again, else
+        CLOSED or a WireRefusal for the selector thread to drop it with."""
         while self._serve(client, data) and not self._stopping.is_set():
-            if not readable(client.sock, LINGER):
+            if jobs.waiting() or not readable(client.sock, LINGER):
                 return PARTIAL
             outcome = read_message(client, self.limits['max_message_size'])
             if outcome is not COMPLETE:
