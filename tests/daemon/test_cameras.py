@@ -310,3 +310,20 @@ def test_a_camd_with_every_worker_taken_refuses_and_the_answer_says_so(probe):
         for p in held:
             p._pyroRelease()
         camd.stop()
+
+
+def test_a_query_does_not_wait_again_on_a_call_camd_has_not_answered_within_camera_timeout(probe):
+    camd = HungCamd(address()).start()
+    p = probe(1.0)
+    try:
+        first = p.query(camd.address)
+        assert first.timed_out and 'did not answer within 1 s' in first.problem
+        later = in_parallel(8, lambda: (time.monotonic(), p.query(camd.address), time.monotonic()))
+        # At once: the call in flight is older than camera_timeout already (each would wait 1 s).
+        assert all(answer.timed_out and end - start < 0.5 for start, answer, end in later), later
+        assert p.calls(camd.address) == 1
+        # A command's wait for camd to come up waits its whole wait on the same call.
+        started = time.monotonic()
+        assert p.ask(camd.address, wait=0.5).timed_out and time.monotonic() - started >= 0.45
+    finally:
+        camd.stop()

@@ -103,13 +103,14 @@ def test_a_hung_camd_costs_status_its_bound_and_fails_init_naming_it(make_proces
     assert status_seconds < 2.0
     assert camera_labels(status) == {'cam1': 'IDLE', 'cam2': 'OFFLINE'}
     cam2 = [c for d in status['domains'] for c in d['cameras'] if c['id'] == 'cam2'][0]
-    assert cam2['camd'] == 'not answering' and 'did not answer within 0.5 s' in cam2['camd_problem']
+    # Its call from init is still in flight: the query does not wait on it again.
+    assert cam2['camd'] == 'not answering' and 'has not answered for' in cam2['camd_problem']
     with world.proxy() as proxy:
         # Its VM runs: not the offline reply but an error naming the camera and the wait, in time for a
         # client with Pyro's default 5 s timeout (the dashboard shows Lost contact).
         proxy._pyroTimeout = 5
         started = time.monotonic()
-        with pytest.raises(TimeoutError, match=r'camera cam2: camd .* did not answer within 0\.5 s'):
+        with pytest.raises(TimeoutError, match=r'camera cam2: camd .* has not answered for \d'):
             proxy.report_camera_status('cam2')
         assert time.monotonic() - started < 2.0
         assert proxy.report_camera_status('cam1')['state'] == 2

@@ -6,6 +6,8 @@ client that gives up and asks again on a new connection leaves a worker behind e
 camd refuses everyone. So camvirtd makes at most one call in flight to each camd, whoever asks:
 
 - a query that finds a call in flight waits on that call's answer (single flight), for its own wait;
+  a dashboard's query waits only until that call is camera_timeout old: a camd that has not answered
+  for longer is not waited on again by every query (each would hold one of camvirtd's workers);
 - a caller's wait (camera_timeout, or what is left of a command's deadline) is its own: the call itself
   runs on until camd answers or CALL_CAP passes, then the connection is dropped;
 - each camd has one kept connection, used by one call at a time and closed after KEEP_IDLE seconds
@@ -53,6 +55,7 @@ class _Call:
     """One report_status() call to a camd, which any number of callers wait on."""
 
     def __init__(self):
+        self.began = time.monotonic()
         self.done = threading.Event()
         self.status = None
         self.problem = None
@@ -75,8 +78,9 @@ class CamdCaller:
         self._closed = False
         self.calls = 0          # calls made to camd (for the benchmark and tests)
 
-    def ask(self, wait):
-        """camd's answer, waiting at most `wait` seconds on the call in flight (a new one if none)."""
+    def ask(self, wait, from_call_start=False):
+        """camd's answer, waiting at most `wait` seconds on the call in flight (a new one if none);
+        from_call_start: only until that call is `wait` old (a query)."""
         with self._cond:
             if self._closed:
                 return Answer(problem='is not asked: camvirtd is stopping')
@@ -88,7 +92,10 @@ class CamdCaller:
                                                     name='camd-' + self.address.object_id)
                     self._thread.start()
                 self._cond.notify_all()
-        if not call.done.wait(max(0.0, wait)):
+        age = time.monotonic() - call.began
+        if not call.done.wait(max(0.0, wait - age if from_call_start else wait)):
+            if from_call_start and age >= wait:  # a query that found the call older than its wait
+                return Answer(problem='has not answered for {:g} s'.format(round(age, 1)), timed_out=True)
             return Answer(problem='did not answer within {:g} s'.format(round(wait, 1)), timed_out=True)
         return Answer(call.status, call.problem)
 
@@ -171,9 +178,16 @@ class CameraProbe:
                     caller.close()  # a query after close(): answered at once, no thread started
             return caller
 
+    def query(self, address):
+        """A query's Answer (the dashboard's, camvirt status's): within camera_timeout, and at once when
+        the call in flight is older than that (camd has not answered it within camera_timeout)."""
+        return self._noted(address, self._caller(address).ask(self.timeout, from_call_start=True))
+
     def ask(self, address, wait=None):
-        """An Answer, within `wait` seconds (default: camera_timeout)."""
-        answer = self._caller(address).ask(self.timeout if wait is None else wait)
+        """An Answer, within `wait` seconds (default: camera_timeout), however old the call in flight."""
+        return self._noted(address, self._caller(address).ask(self.timeout if wait is None else wait))
+
+    def _noted(self, address, answer):
         with self._lock:
             if answer.problem:
                 self._failures[address.uri] = answer.problem

@@ -34,7 +34,7 @@ class Status:
             raise unknown_camera(camera_id, self._config.cameras)
         if self._offline(camera):
             return dict(OFFLINE_CAMERA_STATUS)
-        answer = self._probe.ask(camera.address)
+        answer = self._probe.query(camera.address)
         if answer.status is not None:
             return with_vm_active(answer.status)
         if self._offline(camera):  # it stopped, or a command took it, while camd was asked
@@ -50,7 +50,7 @@ class Status:
         why it does not answer or None)."""
         if vm_state not in VMState.PROBED:
             return dict(OFFLINE_CAMERA_STATUS), CAMD_NOT_ASKED, None
-        answer = self._probe.ask(camera.address)
+        answer = self._probe.query(camera.address)
         if answer.status is None:
             return dict(OFFLINE_CAMERA_STATUS, vm_active=True), CAMD_NOT_ANSWERING, describe_camd(camera, answer)
         return with_vm_active(answer.status), CAMD_ANSWERS, None
