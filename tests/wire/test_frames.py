@@ -24,7 +24,7 @@ from testworld import attacks
 def pair():
     ours, theirs = socket.socketpair()
     ours.setblocking(False)
-    yield Client(ours, 'test', 'test', 0, send_timeout=1), theirs
+    yield Client(ours, 'test', 0, send_timeout=1), theirs
     ours.close()
     theirs.close()
 

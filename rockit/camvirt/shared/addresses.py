@@ -28,22 +28,6 @@ def canonical(text):
     return str(address) if address is not None else text
 
 
-# One host on an IPv6 LAN may take any address of its /64 (SLAAC and privacy addresses do), so per-host
-# limits count a /64 as one source: per address, a host could open 2^64 sources.
-IPV6_HOST_PREFIX = 64
-
-
-def source_of(text):
-    """What the wire's per-source limits count `text` (a caller's address) as: an IPv4 address as
-    itself, an IPv6 address as its /64 ('2001:db8:1:2::/64'; ::1 stays itself), anything else as is."""
-    address = normalised(text)
-    if address is None:
-        return text
-    if address.version == 4 or address.is_loopback:
-        return str(address)
-    return str(ipaddress.ip_network((address, IPV6_HOST_PREFIX), strict=False))
-
-
 class ControlMachines:
     """The set of control machines' addresses; `ip in control` for a caller's IP string."""
 

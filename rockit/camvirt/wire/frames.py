@@ -65,11 +65,10 @@ def writable(sock, seconds):
 class Client:
     """One accepted connection and the message being read from it."""
 
-    def __init__(self, sock, address, source, deadline, send_timeout):
+    def __init__(self, sock, source, deadline, send_timeout):
         self.conn = BufferedConnection(sock, send_timeout)
         self.fd = sock.fileno()
-        self.address = address  # the caller, as commands and the history name it
-        self.source = source  # what the per-source limits count it as (addresses.source_of)
+        self.source = source
         self.buffer = bytearray()
         self.expected = HEADER_SIZE
         self.deadline = deadline

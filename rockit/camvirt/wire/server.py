@@ -22,9 +22,7 @@ _handshake and handleRequest, so plain Pyro4 proxies see no difference) and chan
   thread;
 - each request is served knowing the source address the connection was accepted from (callers): no
   path asks the socket again, which fails once the caller has reset the connection;
-- a source is an IPv4 address or an IPv6 /64 (addresses.source_of: one host may take any address of
-  its /64); the caller a command names is still its own address;
-- connections are limited per source and, for machines that are not control machines, in
+- connections are limited per source address and, for machines that are not control machines, in
   total; with the total taken, a newcomer takes the place of an idle connection of the address that
   holds the most (so that a few hosts cannot lock out the dashboard);
 - an address that the RefusalLog finds flooding is not served until its interval ends.
@@ -45,7 +43,7 @@ import Pyro4.errors
 import Pyro4.util
 from Pyro4 import message
 
-from ..shared.addresses import canonical, source_of
+from ..shared.addresses import canonical
 from . import callers
 from .fairjobs import FairJobs, FairSlots
 from .frames import CLOSED, COMPLETE, PARTIAL, Client, WireRefusal, read_message, readable, refusal_reply
@@ -190,28 +188,27 @@ class HardenedServer:
                 self._epoll.unregister(self.sock.fileno())
                 self._accept_paused_until = time.monotonic() + ACCEPT_PAUSE
                 return
-            address = canonical(peer[0])
-            source, privileged = source_of(address), self._privileged(address)
-            problem = self._admission_problem(source, privileged) or self._flood_problem(source, privileged)
+            source = canonical(peer[0])
+            problem = self._admission_problem(source) or self._flood_problem(source)
             if problem:
                 sock.close()
                 self._refusals.refused(source, 'connection', problem)
                 continue
             sock.setblocking(False)  # reads wait on the selector, replies on BufferedConnection.send
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            client = Client(sock, address, source, time.monotonic() + self.limits['idle_timeout'],
+            client = Client(sock, source, time.monotonic() + self.limits['idle_timeout'],
                             self.limits['send_timeout'])
-            client.privileged = privileged
+            client.privileged = self._privileged(source)
             self._clients.add(client)
             self._per_source[source] += 1
             self._others += not client.privileged
             self._by_fd[client.fd] = client
             self._epoll.register(client.fd, ARMED)
 
-    def _admission_problem(self, source, privileged):
+    def _admission_problem(self, source):
         if self._per_source[source] >= self.limits['max_connections_per_source']:
             return 'too many connections from this address'
-        if self._others >= self.limits['max_connections'] and not privileged and \
+        if self._others >= self.limits['max_connections'] and not self._privileged(source) and \
                 not self._make_room(source):
             return 'too many connections'
         return None
@@ -231,10 +228,10 @@ class HardenedServer:
                      WireRefusal('connection taken over', 'every connection was taken; one of this address\'s went'))
         return True
 
-    def _flood_problem(self, source, privileged):
+    def _flood_problem(self, source):
         """A source that keeps being refused is not served for the rest of the refusals' interval
         (control machines always are)."""
-        if self._refusals.flooding(source) and not privileged:
+        if self._refusals.flooding(source) and not self._privileged(source):
             return 'refusal flood'
         return None
 
@@ -246,7 +243,7 @@ class HardenedServer:
             self._drop(client)  # the caller closed or reset it
         elif isinstance(outcome, WireRefusal):
             self._refuse(client, outcome)
-        elif self._flood_problem(client.source, client.privileged):
+        elif self._flood_problem(client.source):
             self._refuse(client, WireRefusal('refusal flood', 'not served until the interval ends'))
         else:
             client.busy = True
@@ -345,7 +342,7 @@ class HardenedServer:
             outcome = read_message(client, self.limits['max_message_size'])
             if outcome is not COMPLETE:
                 return outcome
-            if self._flood_problem(client.source, client.privileged):
+            if self._flood_problem(client.source):
                 return WireRefusal('refusal flood', 'not served until the interval ends')
             data = client.take_message()
         return CLOSED
@@ -365,7 +362,7 @@ class HardenedServer:
         """Handles one complete message with Pyro's Daemon; whether to keep the connection."""
         client.conn.feed(data)
         try:
-            with callers.serving(client.address):
+            with callers.serving(client.source):
                 return self._handle(client)
         except (OSError, Pyro4.errors.ConnectionClosedError, Pyro4.errors.TimeoutError):
             return False
