@@ -4,6 +4,7 @@ network, and a host the fleet view cannot reach. All traffic stays inside the wo
 
 import json
 import os
+import re
 
 import pytest
 
@@ -98,8 +99,8 @@ def test_a_slow_lossy_camera_network_still_initializes_and_dashboard_queries_sta
     # rare: the kept connection spares most queries a handshake.
     assert not [r for r in records if 'error' not in r and r['vm_active'] is not True], records
     late = [r for r in records if 'error' in r]
-    assert all(r['error'].startswith('TimeoutError: camera {}: camd '.format(r['camera'])) and
-               'did not answer within 1 s' in r['error'] for r in late), late
+    assert all(re.match(r'TimeoutError: camera {}: camd .* (did not answer within 1 s|has not answered for [\d.]+ s)'
+                        .format(r['camera']), r['error']) for r in late), late
     assert len(late) <= len(records) // 4, late
     slow = [r for r in records if r['seconds'] >= camera_timeout + 1]
     assert not slow, slow
