@@ -327,3 +327,42 @@ def test_a_query_does_not_wait_again_on_a_call_camd_has_not_answered_within_came
         assert p.ask(camd.address, wait=0.5).timed_out and time.monotonic() - started >= 0.45
     finally:
         camd.stop()
+
+
+ANSWER_SECONDS = 1.2
+
+
+@Pyro4.expose
+@Pyro4.behavior(instance_mode='single')
+class SlowCamera(SimulatedCamera):
+    def report_status(self):
+        time.sleep(ANSWER_SECONDS)  # a busy guest, a slow SDK call: slow but healthy
+        return super().report_status()
+
+
+def slow_camd():
+    camd = SimulatedCamd(DaemonAddress('camd', 'camd_{}'.format(free_port()), '127.0.0.1', free_port()),
+                         'cam1', initialized=True)
+    camd.camera.__class__ = SlowCamera
+    return camd.start()
+
+
+def test_a_slow_but_healthy_camd_is_shown_answering_to_a_query_that_came_during_its_call():
+    camd = slow_camd()
+    probe = CameraProbe(1.0)
+    try:
+        results = {}
+        first = threading.Thread(target=lambda: results.__setitem__('dashboard', probe.query(camd.address)))
+        first.start()
+        time.sleep(0.5)  # camvirt status (or a second dashboard) asks half a second later
+        results['camvirt status'] = probe.query(camd.address)
+        first.join(5)
+        deadline = time.monotonic() + 3
+        while camd.camera.calls < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert camd.camera.calls == 1  # camd answered the one call, at 1.2 s
+        # The second query waited only 0.5 s of its 1 s: camd's answer came 0.2 s after it gave up.
+        assert results['camvirt status'].status is not None, results['camvirt status'].problem
+    finally:
+        probe.close()
+        camd.stop()

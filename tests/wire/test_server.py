@@ -316,3 +316,29 @@ def test_a_kept_connection_calling_without_pause_does_not_keep_its_worker_from_t
     finally:
         thread.join(30)
     assert served_before < calls / 2, served_before
+
+
+def test_a_job_queued_during_the_linger_does_not_wait_for_the_lingering_connections_next_call(served):
+    """A job that comes while a worker lingers on a kept connection is not made to wait for that
+    connection's next call (here 1.5 s), though it came first."""
+    _, port, _, _ = served(workers=1, in_flight_per_source=1, control_workers=1)
+    worst = 0.0
+    for _ in range(5):
+        kept = attacks.handshake('127.0.0.1', port, 'echo', source='127.0.0.2')
+        other = attacks.handshake('127.0.0.1', port, 'echo', source='127.0.0.3')
+        try:
+            kept.settimeout(5)
+            other.settimeout(5)
+            kept.sendall(attacks.invoke_message('echo', 'echo', ['first']))
+            attacks.receive_message(kept)  # the worker is lingering on `kept` now
+            other.sendall(attacks.invoke_message('echo', 'echo', ['other']))  # queued: the only worker lingers
+            time.sleep(0.002)  # the kept caller's next call, within LINGER
+            kept.sendall(attacks.invoke_message('echo', 'wait', [1.5]))
+            began = time.monotonic()
+            attacks.receive_message(other)
+            worst = max(worst, time.monotonic() - began)
+            attacks.receive_message(kept)
+        finally:
+            kept.close()
+            other.close()
+    assert worst < 1.0, worst

@@ -6,8 +6,9 @@ client that gives up and asks again on a new connection leaves a worker behind e
 camd refuses everyone. So camvirtd makes at most one call in flight to each camd, whoever asks:
 
 - a query that finds a call in flight waits on that call's answer (single flight), for its own wait;
-  a dashboard's query waits only until that call is camera_timeout old: a camd that has not answered
-  for longer is not waited on again by every query (each would hold one of camvirtd's workers);
+  a dashboard's query that finds the call camera_timeout old already does not wait on it: a camd that
+  has not answered for longer is not waited on again by every query (each would hold one of
+  camvirtd's workers), while a slow camd's answer still reaches the queries that came during its call;
 - a caller's wait (camera_timeout, or what is left of a command's deadline) is its own: the call itself
   runs on until camd answers or CALL_CAP passes, then the connection is dropped;
 - each camd has one kept connection, used by one call at a time and closed after KEEP_IDLE seconds
@@ -80,7 +81,7 @@ class CamdCaller:
 
     def ask(self, wait, from_call_start=False):
         """camd's answer, waiting at most `wait` seconds on the call in flight (a new one if none);
-        from_call_start: only until that call is `wait` old (a query)."""
+        from_call_start (a query): not at all when that call is `wait` old already."""
         with self._cond:
             if self._closed:
                 return Answer(problem='is not asked: camvirtd is stopping')
@@ -93,9 +94,10 @@ class CamdCaller:
                     self._thread.start()
                 self._cond.notify_all()
         age = time.monotonic() - call.began
-        if not call.done.wait(max(0.0, wait - age if from_call_start else wait)):
-            if from_call_start and age >= wait:  # a query that found the call older than its wait
+        if from_call_start and age >= wait:  # a query finding the call older than its wait: not waited on again
+            if not call.done.is_set():
                 return Answer(problem='has not answered for {:g} s'.format(round(age, 1)), timed_out=True)
+        elif not call.done.wait(wait):
             return Answer(problem='did not answer within {:g} s'.format(round(wait, 1)), timed_out=True)
         return Answer(call.status, call.problem)
 
@@ -180,7 +182,7 @@ class CameraProbe:
 
     def query(self, address):
         """A query's Answer (the dashboard's, camvirt status's): within camera_timeout, and at once when
-        the call in flight is older than that (camd has not answered it within camera_timeout)."""
+        the call in flight is older than that already (camd has not answered it within camera_timeout)."""
         return self._noted(address, self._caller(address).ask(self.timeout, from_call_start=True))
 
     def ask(self, address, wait=None):

@@ -337,7 +337,8 @@ class HardenedServer:
         keep its worker from the queue). PARTIAL when the selector should watch the client again, else
         CLOSED or a WireRefusal for the selector thread to drop it with."""
         while self._serve(client, data) and not self._stopping.is_set():
-            if jobs.waiting() or not readable(client.sock, LINGER):
+            # Asked again after the wait: a job queued meanwhile must not wait for this one's next call.
+            if jobs.waiting() or not readable(client.sock, LINGER) or jobs.waiting():
                 return PARTIAL
             outcome = read_message(client, self.limits['max_message_size'])
             if outcome is not COMPLETE:
