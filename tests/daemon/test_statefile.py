@@ -3,6 +3,7 @@ foreign file, and a command cut off by camvirtd's death."""
 
 import json
 import os
+import threading
 import time
 
 import pytest
@@ -283,3 +284,17 @@ def test_the_history_keeps_the_last_commands_with_caller_start_and_duration(tmp_
     assert len(history) == statefile.HISTORY_SIZE
     assert history[0]['time'] == '6' and history[-2]['time'] == str(statefile.HISTORY_SIZE + 4)
     assert history[-1]['interrupted'] and history[-1]['caller'] == '10.2.6.99'
+
+
+def test_close_writes_what_is_left_and_ends_the_writer(tmp_path):
+    kept = memory(tmp_path)
+    watch = CrashWatch(3)
+    remember_crashes(kept, watch, DOMAINS, time.time())
+    watch.expect_running(['cam1'])
+    assert kept.flush(5)
+    before = set(threading.enumerate())
+    kept.close(5)
+    assert len([t for t in before if t.name == 'state-file' and not t.is_alive()]) == 1  # its writer ended
+    assert list(read_state(kept.path, DAEMON)['expected']) == ['cam1']
+    kept.save()  # after close: nothing, and no thread started again
+    assert [t for t in threading.enumerate() if t.name == 'state-file' and t not in before] == []

@@ -5,7 +5,8 @@ Built: the wire server first (a port that cannot be listened on fails before any
 then libvirt, the camd probe and the API over them. Started: libvirt, then the server's loop.
 Stopped: first what takes requests; then libvirt, which ends every wait of a command still running
 (it fails as "libvirt unreachable" instead of running on to its deadline); then the work pool, now
-quick to drain; the refusals' last summaries at the end. The log is its owner's to close."""
+quick to drain; then the state file's writer, once it has written the last command; the refusals'
+last summaries at the end. The log is its owner's to close."""
 
 import threading
 
@@ -17,6 +18,8 @@ from .api import CamvirtAPI
 from .cameras import CameraProbe
 
 SERVER_STOP_TIMEOUT = 5.0
+# What a stop waits for the state file's last write (a stuck disk must not keep camvirtd from stopping).
+MEMORY_CLOSE_TIMEOUT = 5.0
 
 
 class Camvirtd:
@@ -27,6 +30,7 @@ class Camvirtd:
 
     def __init__(self, config, log, memory=None, libvirt_uri=None, limits=None):
         self.config = config
+        self._memory = memory
         self.refusals = RefusalLog(log)  # callers' refusals, rate-limited in the log
         address = config.daemon
         self.pyro = wire.HardenedDaemon(address.host, address.port, self.refusals,
@@ -49,5 +53,7 @@ class Camvirtd:
             self._server.join(timeout=SERVER_STOP_TIMEOUT)
         self.hypervisor.stop()
         self.api.close()
+        if self._memory is not None:
+            self._memory.close(MEMORY_CLOSE_TIMEOUT)  # the last command's record written, the writer ended
         self.probe.close()
         self.refusals.flush()  # the last interval's summaries

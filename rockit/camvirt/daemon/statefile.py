@@ -38,6 +38,10 @@ FORMAT = 1
 HISTORY_SIZE = 100
 BOOT_ID_PATH = '/proc/sys/kernel/random/boot_id'
 INTERRUPTED = 'interrupted: camvirtd stopped while it ran'
+# How long a change waits for the write that records it: on a disk that answers, the write itself (so
+# a command's record is on disk when its caller has the result); on a stuck disk, this long, then the
+# change goes on and the writer thread writes the latest state once the disk answers again.
+SAVE_WAIT = 1.0
 
 _TIME = {'type': 'number'}
 _TEXT = {'type': 'string', 'maxLength': 1000}
@@ -249,10 +253,15 @@ class DaemonMemory:
         self._daemon = daemon_name
         self._config_path = config_path
         self._log = log
-        # Writes are serialised from snapshot to rename; what is remembered has a lock of its own, so
-        # that a write stuck on the disk holds up only the next write, never a query of the history.
-        self._write_lock = threading.Lock()
+        # What is remembered has a lock of its own, so that a write stuck on the disk never holds up a
+        # query of the history; writes are made by one writer thread (see save()).
         self._lock = threading.Lock()
+        self._writes = threading.Condition()
+        self._asked = 0  # saves asked for so far
+        self._written = 0  # of those, how many the writes made so far include
+        self._writer = None
+        self._closing = False
+        self._slow_write = False
         self._crash_state = None  # include()'s source
         self._running = None
         self._last = None
@@ -341,28 +350,75 @@ class DaemonMemory:
         with self._lock:
             return list(self._history)
 
-    def save(self):
-        """Writes what is remembered now. Under the write lock from snapshot to rename, so that a later
-        state is never overwritten by an earlier one."""
-        with self._write_lock:
-            with self._lock:
-                data = {'format': FORMAT, 'daemon': self._daemon, 'config': self._config_path,
-                        'written': utc_iso(time.time()), 'command': self._running, 'last_command': self._last,
-                        'history': list(self._history)}
-            # Only a boot id there is: a file with none must still read back (a host without one).
-            this_boot = boot_id()
-            if this_boot is not None:
-                data['boot_id'] = this_boot
-            if self._crash_state is not None:
-                data.update(self._crash_state(time.time()))
-            try:
-                write_atomically(self.path, _to_json(data))
-            except OSError as e:
-                self._note_write_error('{}: cannot write state file: {}'.format(self.path, e.strerror or e))
+    def save(self, wait=SAVE_WAIT):
+        """Has what is remembered now written, by the writer thread, and waits up to `wait` seconds for
+        that write. Each write snapshots the latest state, so a later state is never overwritten by an
+        earlier one, and changes asked for while a write is under way go in one next write."""
+        with self._writes:
+            if self._closing:
                 return
-            if self._write_error is not None:
-                self._log.info('{}: state file written again'.format(self.path))
-            self._write_error = None
+            self._asked += 1
+            wanted = self._asked
+            if self._writer is None:
+                self._writer = threading.Thread(target=self._write_loop, name='state-file', daemon=True)
+                self._writer.start()
+            self._writes.notify_all()
+            if not self._writes.wait_for(lambda: self._written >= wanted, wait):
+                self._note_slow_write(wait)
+
+    def flush(self, timeout):
+        """Waits up to `timeout` seconds until every change asked for is written; whether it was."""
+        with self._writes:
+            return self._writes.wait_for(lambda: self._written >= self._asked, timeout)
+
+    def close(self, timeout):
+        """Writes what is still to be written (waiting up to `timeout` seconds) and ends the writer."""
+        self.flush(timeout)
+        with self._writes:
+            self._closing = True
+            self._writes.notify_all()
+            writer = self._writer
+        if writer is not None:
+            writer.join(timeout)
+
+    def _write_loop(self):
+        while True:
+            with self._writes:
+                self._writes.wait_for(lambda: self._asked > self._written or self._closing)
+                if self._asked == self._written:
+                    return  # closing, nothing left to write
+                upto = self._asked
+            self._write_now()
+            with self._writes:
+                self._written = upto
+                self._writes.notify_all()
+
+    def _write_now(self):
+        with self._lock:
+            data = {'format': FORMAT, 'daemon': self._daemon, 'config': self._config_path,
+                    'written': utc_iso(time.time()), 'command': self._running, 'last_command': self._last,
+                    'history': list(self._history)}
+        # Only a boot id there is: a file with none must still read back (a host without one).
+        this_boot = boot_id()
+        if this_boot is not None:
+            data['boot_id'] = this_boot
+        if self._crash_state is not None:
+            data.update(self._crash_state(time.time()))
+        try:
+            write_atomically(self.path, _to_json(data))
+        except OSError as e:
+            self._note_write_error('{}: cannot write state file: {}'.format(self.path, e.strerror or e))
+            return
+        if self._write_error is not None or self._slow_write:
+            self._log.info('{}: state file written again'.format(self.path))
+        self._write_error = None
+        self._slow_write = False
+
+    def _note_slow_write(self, wait):
+        if not self._slow_write:
+            self._log.error('{}: a state file write has taken more than {:g} s (a slow or stuck disk); camvirtd '
+                            'goes on and writes the latest state when the disk answers'.format(self.path, wait))
+        self._slow_write = True
 
     def _note_write_error(self, message):
         if message != self._write_error:
@@ -389,6 +445,12 @@ class NoMemory:
     def include(self, crash_state):
         pass
 
+    def flush(self, timeout):
+        return True
+
+    def close(self, timeout):
+        pass
+
     def command_started(self, name, domains, caller, now=None):
         pass
 
@@ -398,5 +460,5 @@ class NoMemory:
     def history(self):
         return list(self._history)
 
-    def save(self):
+    def save(self, wait=SAVE_WAIT):
         pass
