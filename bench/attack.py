@@ -274,9 +274,10 @@ def print_table(results):
     print('{:<32}{:>9}{:>9}{:>6}{:>11}{:>11}{:>6}{:>8}{:>8}{:>11}'.format(
         'attack', 'ctl p50', 'ctl p99', 'err', 'dash p50', 'dash p99', 'err', 'RSS MB', 'threads', 'VM changed'))
     for name, r in results.items():
+        cells = [r[key] for key in ('control_p50_ms', 'control_p99_ms', 'control_errors', 'dashboard_p50_ms',
+                                    'dashboard_p99_ms', 'dashboard_errors', 'rss_mb_peak', 'threads_peak')]
+        # A caller whose every call failed has no latencies: a dash, as docs/performance.md shows it.
         print('{:<32}{:>9}{:>9}{:>6}{:>11}{:>11}{:>6}{:>8}{:>8}{:>11}'.format(
-            name, r['control_p50_ms'], r['control_p99_ms'], r['control_errors'], r['dashboard_p50_ms'],
-            r['dashboard_p99_ms'], r['dashboard_errors'], r['rss_mb_peak'], r['threads_peak'],
-            'YES' if r['vm_changed'] else 'no'))
+            name, *['-' if cell is None else cell for cell in cells], 'YES' if r['vm_changed'] else 'no'))
         if r['attack_failed']:
             print('    the attack failed: ' + r['attack_failed'])
