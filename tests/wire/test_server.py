@@ -1,6 +1,7 @@
 """wire.HardenedDaemon in this process with small limits, called by plain Pyro4 proxies and raw
 sockets on loopback (the full-size attacks on camvirtd as a process are in e2e/test_e2e_hostile.py)."""
 
+import socket
 import threading
 import time
 import uuid
@@ -342,3 +343,54 @@ def test_a_job_queued_during_the_linger_does_not_wait_for_the_lingering_connecti
             kept.close()
             other.close()
     assert worst < 1.0, worst
+
+
+def test_a_worker_does_not_rearm_a_connection_dropped_meanwhile_whose_descriptor_a_newer_one_reuses():
+    """A worker re-arms the connection it served while the selector thread may drop it (taken over,
+    expired): the closed descriptor's number is the next connection's, which must not be re-armed for
+    the selector while a worker serves it. The selector's steps are called here one by one."""
+    wire.configure_pyro()
+    daemon = wire.HardenedDaemon('127.0.0.1', free_port(), RefusalLog(ListLog()))
+    server = daemon.transportServer
+    address = ('127.0.0.1', server.sock.getsockname()[1])
+    callers = [socket.create_connection(address, timeout=5)]
+    try:
+        first = accepted(server)
+        first.busy = True  # a worker serves it
+        # The newer caller connects before the drop: its own socket (in this process) must not take
+        # the number the drop frees.
+        callers.append(socket.create_connection(address, timeout=5))
+        server._drop(first)  # taken over meanwhile
+        newer = accepted(server)
+        newer.busy = True  # a worker serves the newer one too
+        assert newer.fd == first.fd  # the lowest free descriptor: the one just closed
+        assert server._rearm(first) is False
+        assert newer.busy is True
+    finally:
+        for sock in callers:
+            sock.close()
+        daemon.close()
+
+
+def accepted(server):
+    """The server's Client for the next connection, accepted by one selector step of the test's own."""
+    before = set(server._clients)
+    wait_until(lambda: server._accept() or set(server._clients) - before)
+    (client,) = set(server._clients) - before
+    return client
+
+
+def test_connections_wait_in_the_kernels_queue_while_the_selector_is_busy_instead_of_being_dropped():
+    """Under a flood, the selector thread accepts later than connections arrive: the kernel keeps as
+    many as other hosts may hold, so a control machine's connect completes at once rather than having
+    its SYN dropped and sent again a second later. Nothing accepts here (the selector is not run)."""
+    daemon = wire.HardenedDaemon('127.0.0.1', free_port(), RefusalLog(ListLog()))
+    address = ('127.0.0.1', daemon.transportServer.sock.getsockname()[1])
+    waiting = []
+    try:
+        for _ in range(300):  # more than the 128 Python's socket.create_server queues by default
+            waiting.append(socket.create_connection(address, timeout=0.5))  # a dropped SYN waits 1 s
+    finally:
+        for sock in waiting:
+            sock.close()
+        daemon.close()

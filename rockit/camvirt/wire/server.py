@@ -80,6 +80,11 @@ ACCEPTS_PER_TICK = 64
 LINGER = 0.005
 # After accept() failed (out of file descriptors), the listener rests this long instead of spinning.
 ACCEPT_PAUSE = 0.5
+# Connections the kernel completes before the selector thread accepts them. As many as the connections
+# other hosts may hold: under a flood of them a control machine's connect waits its turn in the queue
+# (the flood is accepted and shed at tens of microseconds each) instead of having its SYN dropped and
+# retransmitted a second later (the kernel caps it at net.core.somaxconn, 4096 on the hosts).
+LISTEN_BACKLOG = MAX_CONNECTIONS
 
 
 def configure_pyro():
@@ -92,7 +97,7 @@ def configure_pyro():
     sys.setswitchinterval(0.001)
 
 
-def listen(host, port, backlog=128):
+def listen(host, port, backlog=LISTEN_BACKLOG):
     """A listening TCP socket; '::' listens on IPv6 and IPv4 both (dual stack)."""
     family = socket.AF_INET6 if ':' in host else socket.AF_INET
     dual = family == socket.AF_INET6 and ipaddress.ip_address(host.split('%')[0]).is_unspecified
@@ -121,6 +126,9 @@ class HardenedServer:
         self._wake_write.setblocking(False)
         self._epoll.register(self._wake_read.fileno(), select.EPOLLIN)
         self._clients = set()
+        # Held while a client leaves _clients and its socket closes, and while a worker re-arms one: a
+        # worker never re-arms a descriptor that was closed and reused by a newer connection meanwhile.
+        self._membership = threading.Lock()
         self._by_fd = {}
         self._per_source = collections.Counter()
         self._returned = collections.deque()  # clients the workers are done with, to drop
@@ -284,19 +292,20 @@ class HardenedServer:
             pass  # the caller is gone or its buffers are full: it learns from the closed connection
 
     def _drop(self, client):
-        if client not in self._clients:
-            return
-        self._clients.discard(client)
-        self._per_source[client.source] -= 1
-        self._others -= not client.privileged
-        if not self._per_source[client.source]:
-            del self._per_source[client.source]
-        self._by_fd.pop(client.fd, None)
-        try:
-            self._epoll.unregister(client.fd)
-        except (OSError, ValueError):
-            pass  # closed already
-        client.conn.close()
+        with self._membership:
+            if client not in self._clients:
+                return
+            self._clients.discard(client)
+            self._per_source[client.source] -= 1
+            self._others -= not client.privileged
+            if not self._per_source[client.source]:
+                del self._per_source[client.source]
+            self._by_fd.pop(client.fd, None)
+            try:
+                self._epoll.unregister(client.fd)
+            except (OSError, ValueError):
+                pass  # closed already
+            client.conn.close()
 
     def _drain_wake(self):
         try:
@@ -349,15 +358,19 @@ class HardenedServer:
         return CLOSED
 
     def _rearm(self, client):
-        """Watches a served client for its next message (from a worker); False when it cannot be."""
-        client.deadline = time.monotonic() + self.limits['idle_timeout']
-        client.busy = False
-        try:
-            self._epoll.modify(client.fd, ARMED)
-            return True
-        except (OSError, ValueError):
-            client.busy = True  # closed meanwhile (the server is stopping): the loop drops it
-            return False
+        """Watches a served client for its next message (from a worker); False when it cannot be (it
+        was dropped meanwhile: taken over, or the server is stopping)."""
+        with self._membership:
+            if client not in self._clients:
+                return False
+            client.deadline = time.monotonic() + self.limits['idle_timeout']
+            client.busy = False
+            try:
+                self._epoll.modify(client.fd, ARMED)
+                return True
+            except (OSError, ValueError):
+                client.busy = True  # the epoll is closed (the server is stopping): the loop drops it
+                return False
 
     def _serve(self, client, data):
         """Handles one complete message with Pyro's Daemon; whether to keep the connection."""
