@@ -248,8 +248,9 @@ def test_close_ends_the_callers_threads():
 def test_wait_until_answering_stops_when_told_to_give_up(probe):
     calls = []
     give_up = lambda: calls.append(1) or len(calls) > 3  # noqa: E731
-    assert not wait_until_answering(probe(0.2), address(), time.monotonic() + 30, give_up)
+    answer = wait_until_answering(probe(0.2), address(), time.monotonic() + 30, give_up)
     assert len(calls) == 4
+    assert not answer.answered and 'cannot be reached' in answer.problem  # what its last try found
 
 
 def test_wait_until_answering_sees_a_late_camd(probe):
@@ -263,7 +264,7 @@ def test_wait_until_answering_sees_a_late_camd(probe):
         return False
 
     try:
-        assert wait_until_answering(probe(0.2), camd.address, time.monotonic() + 10, give_up)
+        assert wait_until_answering(probe(0.2), camd.address, time.monotonic() + 10, give_up).answered
         assert camd.camera.calls == 1
     finally:
         camd.stop()

@@ -51,6 +51,10 @@ class Answer:
         self.problem = problem
         self.timed_out = timed_out
 
+    @property
+    def answered(self):
+        return self.status is not None
+
 
 class _Call:
     """One report_status() call to a camd, which any number of callers wait on."""
@@ -166,7 +170,6 @@ class CameraProbe:
 
     def __init__(self, timeout):
         self.timeout = timeout
-        self._failures = {}  # uri -> why its last call failed (cleared when it answers)
         self._lock = threading.Lock()
         self._callers = {}  # uri -> CamdCaller
         self._closed = False
@@ -183,24 +186,11 @@ class CameraProbe:
     def query(self, address):
         """A query's Answer (the dashboard's, camvirt status's): within camera_timeout, and at once when
         the call in flight is older than that already (camd has not answered it within camera_timeout)."""
-        return self._noted(address, self._caller(address).ask(self.timeout, from_call_start=True))
+        return self._caller(address).ask(self.timeout, from_call_start=True)
 
     def ask(self, address, wait=None):
         """An Answer, within `wait` seconds (default: camera_timeout), however old the call in flight."""
-        return self._noted(address, self._caller(address).ask(self.timeout if wait is None else wait))
-
-    def _noted(self, address, answer):
-        with self._lock:
-            if answer.problem:
-                self._failures[address.uri] = answer.problem
-            else:
-                self._failures.pop(address.uri, None)
-        return answer
-
-    def last_failure(self, address):
-        """Why the last call to this camd failed ('did not answer within 1 s', ...), or None."""
-        with self._lock:
-            return self._failures.get(address.uri)
+        return self._caller(address).ask(self.timeout if wait is None else wait)
 
     def status(self, address, wait=None):
         """camd's report_status() dict, or None when it gives none within `wait` (camera_timeout)."""
@@ -228,20 +218,20 @@ class CameraProbe:
 def wait_until_answering(probe, address, deadline, give_up):
     """Asks one camd until it answers or time.monotonic() passes deadline, or give_up() is true: one
     call at a time (a call in flight is waited on, never doubled). Asked at least once, for at least
-    LAST_LOOK seconds: a domain started at the last moment may have its camd up already. Returns True
-    once it answered."""
-    first = True
+    LAST_LOOK seconds: a domain started at the last moment may have its camd up already. Returns the
+    last Answer (answered, or why its last try failed: this wait's own, not a dashboard query's), or
+    None when it gave up before asking."""
+    answer = None
     while not give_up():
         remaining = deadline - time.monotonic()
-        if remaining <= 0 and not first:
-            return False
-        answer = probe.ask(address, min(probe.timeout, max(remaining, LAST_LOOK if first else 0)))
-        first = False
-        if answer.status is not None:
-            return True
+        if remaining <= 0 and answer is not None:
+            return answer
+        answer = probe.ask(address, min(probe.timeout, max(remaining, LAST_LOOK if answer is None else 0)))
+        if answer.answered:
+            return answer
         if not answer.timed_out:  # refused or dropped at once: camd is not up yet
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return False
+                return answer
             time.sleep(min(READINESS_RETRY_INTERVAL, remaining))
-    return False
+    return answer
