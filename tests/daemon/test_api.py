@@ -18,6 +18,14 @@ def libvirt_states(world):
     return [world.domain(name).isActive() for name in world.domain_names]
 
 
+def first_camd(world):
+    """The first domain's camd: the simulator lists it once start_camd() returned, which may be after
+    it first answered camvirtd (on a busy machine, after camvirtd's initialize succeeded)."""
+    camds = wait_until(lambda: world.simulator.camds(world.domain_names[0]))
+    assert camds, 'the simulator never listed the camd'
+    return camds[0]
+
+
 def test_initialize_starts_every_domain_and_waits_for_every_camera(make_world):
     world = make_world(domains=2, cameras_per_domain=2)
     assert world.call('initialize') == CommandStatus.Succeeded
@@ -127,7 +135,7 @@ def test_a_hung_camd_whose_vm_runs_is_an_error_naming_it_and_holds_up_no_other_c
     hung_replies = []
     hung = threading.Thread(target=lambda: hung_replies.append(call_for_error(world, 'c1a')))
     hung.start()
-    assert wait_until(lambda: world.simulator.camds(world.domain_names[0])[0].connections() > 0)
+    assert wait_until(lambda: first_camd(world).connections() > 0)
     # The other camera answers while the hung query is still waiting for its camd.
     assert world.call('report_camera_status', 'c2a')['state'] == CameraState.Idle
     assert hung.is_alive()
@@ -139,7 +147,7 @@ def test_a_hung_camd_whose_vm_runs_is_an_error_naming_it_and_holds_up_no_other_c
     assert 'camera c1a' in str(error) and 'did not answer within 1 s' in str(error)
     assert isinstance(call_for_error(world, 'c1a', timeout=5), TimeoutError)
     # Every query waited on the one call in flight: the hung camd has one connection from camvirtd.
-    assert world.simulator.camds(world.domain_names[0])[0].connections() == 1
+    assert first_camd(world).connections() == 1
 
 
 def call_for_error(world, camera_id, timeout=30):
@@ -160,7 +168,7 @@ def test_a_camd_initialising_its_camera_keeps_vm_active_and_is_given_one_worker(
     world = make_world(domains=1, behaviours={'c1a': UNINITIALISED}, camera_timeout=0.3, initialize_timeout=5)
     world.simulator.initialize_seconds = 2.0
     assert world.call('initialize') == CommandStatus.Succeeded
-    camd = world.simulator.camds(world.domain_names[0])[0]
+    camd = first_camd(world)
     camd.initialize_in_background()
     assert wait_until(lambda: camd.camera.state == CameraState.Initializing)
     replies = []
@@ -407,7 +415,7 @@ def test_under_load_through_camvirtd_a_busy_camd_never_has_more_than_2_connectio
     world = make_world(domains=1, behaviours={'c1a': UNINITIALISED}, camera_timeout=0.5, initialize_timeout=5)
     world.simulator.initialize_seconds = 3.0
     assert world.call('initialize') == CommandStatus.Succeeded
-    camd = world.simulator.camds(world.domain_names[0])[0]
+    camd = first_camd(world)
     camd.initialize_in_background()
     assert wait_until(lambda: camd.camera.state == CameraState.Initializing)
     stop = threading.Event()
