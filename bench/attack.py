@@ -254,7 +254,7 @@ def measure_under_attack(world, dashboard, sampler):
         for who, measured in calls.items():
             latencies = sorted(measured['latencies'])
             figures.update({who + '_p50_ms': _ms(latencies, 50), who + '_p99_ms': _ms(latencies, 99),
-                            who + '_errors': measured['errors']})
+                            who + '_errors': measured['errors'], who + '_error_types': measured['error_types']})
         # The control machine's figures under the names of before (the table's first columns).
         figures.update({'p50_ms': figures['control_p50_ms'], 'p99_ms': figures['control_p99_ms'],
                         'errors': figures['control_errors']})

@@ -161,12 +161,19 @@ def attack_row(name, r):
     if not worst:
         dashboard = checked(dashboard, at_most(r['dashboard_p99_ms'], ATTACK_P99_MS))
     errors_ok = r['control_errors'] == 0 and (worst or r['dashboard_errors'] == 0)
-    errors = checked('{} / {}'.format(number(r['control_errors']), number(r['dashboard_errors'])), errors_ok)
+    errors = checked('{} / {}{}'.format(number(r['control_errors']), number(r['dashboard_errors']), error_kinds(r)),
+                     errors_ok)
     rss = checked(number(r['rss_mb_peak']), r['rss_mb_peak'] < ATTACK_RSS_MB)
     changed = checked('yes' if r['vm_changed'] else 'no', not r['vm_changed'])
     description = r.get('description') or name
     return '| {} | {} | {} | {} | {} | {} | {} |'.format(cell(description), control, dashboard, errors, rss,
                                                          number(r['threads_peak']), changed)
+
+
+def error_kinds(r):
+    """Which errors the callers met, e.g. ' (TimeoutError)'; none in results of before they were kept."""
+    kinds = sorted(set(r.get('control_error_types', [])) | set(r.get('dashboard_error_types', [])))
+    return ' ({})'.format(', '.join(kinds)) if kinds else ''
 
 
 def attack_section(results):

@@ -100,6 +100,14 @@ def test_an_attack_without_description_shows_its_key_and_one_with_shows_it(repor
     assert all('| {} |'.format(name) in rendered for name in list(results['under_attack'])[1:])
 
 
+def test_the_errors_callers_met_are_named_beside_their_count(report):
+    results = json.loads(read(RESULTS))
+    worst = next(name for name in results['under_attack'] if name.startswith(report.WORST_CASE))
+    results['under_attack'][worst].update(dashboard_errors=7, dashboard_error_types=['TimeoutError'],
+                                          control_errors=1, control_error_types=['ConnectionClosedError'])
+    assert '| 1 / 7 (ConnectionClosedError, TimeoutError) **missed** |' in report.render(results)
+
+
 def bad_inputs(tmp_path):
     page = tmp_path / 'performance.md'
     page.write_text(read(PAGE))
