@@ -28,8 +28,20 @@ DAEMON = 'superwasp_camvirt_das1'
 DOMAINS = ['cam1', 'cam2']
 
 
-def memory(tmp_path, log=None):
-    return DaemonMemory(str(tmp_path / 'das1.json'), DAEMON, '/etc/camvirtd/das1.json', log or ListLog())
+OPENED = []  # every DaemonMemory a test made, closed after it (each has a writer thread)
+
+
+@pytest.fixture(autouse=True)
+def close_memories():
+    yield
+    while OPENED:
+        OPENED.pop().close(timeout=5)
+
+
+def memory(tmp_path, log=None, path=None):
+    kept = DaemonMemory(path or str(tmp_path / 'das1.json'), DAEMON, '/etc/camvirtd/das1.json', log or ListLog())
+    OPENED.append(kept)
+    return kept
 
 
 def test_the_folder_comes_from_the_option_then_systemd_then_a_default(monkeypatch):
@@ -178,7 +190,7 @@ def test_a_file_that_cannot_be_written_is_one_error_and_camvirtd_goes_on(tmp_pat
     blocker = tmp_path / 'not-a-folder'
     blocker.write_text('')
     log = ListLog()
-    kept = DaemonMemory(str(blocker / 'das1.json'), DAEMON, 'c.json', log)
+    kept = memory(tmp_path, log, path=str(blocker / 'das1.json'))
     watch = CrashWatch(3)
     remember_crashes(kept, watch, DOMAINS, time.time())
     watch.expect_running(['cam1'])
