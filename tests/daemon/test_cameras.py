@@ -275,7 +275,7 @@ def test_wait_until_answering_waits_on_the_call_in_flight(probe):
     try:
         camd.initialize_in_background()
         assert poll(lambda: camd.camera.state == 1)
-        assert wait_until_answering(probe(0.1), camd.address, time.monotonic() + 10, lambda: False)
+        assert wait_until_answering(probe(0.1), camd.address, time.monotonic() + 10, lambda: False).answered
         assert camd.most_connections() == 1 and camd.camera.calls == 1
     finally:
         camd.stop()

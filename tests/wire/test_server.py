@@ -13,6 +13,7 @@ import pytest
 from Pyro4 import message
 
 from rockit.camvirt.wire import server as wire
+from rockit.camvirt.wire.frames import readable
 from rockit.camvirt.wire.refusals import FLOOD_REFUSALS, RefusalLog
 from testworld import attacks
 from testworld.support import ListLog, free_port, wait_until
@@ -392,5 +393,46 @@ def test_connections_wait_in_the_kernels_queue_while_the_selector_is_busy_instea
             waiting.append(socket.create_connection(address, timeout=0.5))  # a dropped SYN waits 1 s
     finally:
         for sock in waiting:
+            sock.close()
+        daemon.close()
+
+
+def test_an_event_of_a_connection_taken_over_in_the_same_poll_is_not_read_on_the_newer_one_in_its_place():
+    """One poll gives the listener's event, then an idle connection's: accepting a newcomer takes that
+    idle connection's place, and the next connection accepted gets its descriptor number. The idle
+    one's event must not read the newer one: that would leave the newer one armed while a worker
+    serves it, so that its next message would be read by the selector thread too. No worker runs here
+    (the queued jobs show what was read); the selector's steps are called one by one."""
+    wire.configure_pyro()
+    limits = dict(max_connections=2, workers=0, control_workers=0)
+    daemon = wire.HardenedDaemon('127.0.0.1', free_port(), RefusalLog(ListLog()),
+                                 privileged=lambda s: s == '127.0.0.4', limits=limits)
+    server = daemon.transportServer
+    port = server.sock.getsockname()[1]
+    callers = []
+    try:
+        callers.append(attacks.connect('127.0.0.1', port, '127.0.0.2'))
+        taken_over = accepted(server)  # the idle connection of the largest holder that goes first
+        callers.append(attacks.connect('127.0.0.1', port, '127.0.0.2'))
+        accepted(server)  # every connection is taken now
+        callers.append(attacks.connect('127.0.0.1', port, '127.0.0.3'))  # takes one of 127.0.0.2's
+        newer = attacks.connect('127.0.0.1', port, '127.0.0.4')  # accepted in the freed descriptor
+        callers.append(newer)
+        newer.sendall(attacks.connect_message('echo'))
+        callers[0].sendall(b'PYRO')  # the taken-over connection's event comes after the listener's
+        assert readable(taken_over.sock, 5)
+        server._step()
+        (client,) = [c for c in server._clients if c.source == '127.0.0.4']
+        assert client.fd == taken_over.fd and taken_over not in server._clients
+        assert wait_until(lambda: server._step() or client.busy)  # its CONNECT, on its own event
+        newer.sendall(attacks.invoke_message('echo', 'echo', [1]))  # while a worker would serve it
+        assert readable(client.sock, 5)
+        for _ in range(2):
+            server._step()
+        queued = server._control_jobs._queues.get('127.0.0.4', [])
+        assert [data[:4] for _, data in queued] == [b'PYRO']  # its CONNECT alone, read once
+        assert not client.buffer  # and nothing more read while it is served
+    finally:
+        for sock in callers:
             sock.close()
         daemon.close()

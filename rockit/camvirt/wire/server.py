@@ -168,13 +168,17 @@ class HardenedServer:
             self._loop_done.set()
 
     def _step(self):
-        for fd, _ in self._epoll.poll(TICK):
+        # Each event goes to the client polled: accepting a newcomer may drop an idle client whose event
+        # comes later in the same poll, and accept a newer connection under its descriptor number, which
+        # must not be read for it (the newer one would then be served while still armed).
+        events = [(fd, self._by_fd.get(fd)) for fd, _ in self._epoll.poll(TICK)]
+        for fd, client in events:
             if fd == self.sock.fileno():
                 self._accept()
             elif fd == self._wake_read.fileno():
                 self._drain_wake()
-            elif fd in self._by_fd:
-                self._read(self._by_fd[fd])
+            elif client is not None and self._by_fd.get(fd) is client:
+                self._read(client)
         self._take_returns()
         now = time.monotonic()
         if self._accept_paused_until is not None and now >= self._accept_paused_until:
