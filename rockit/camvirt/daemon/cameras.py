@@ -56,6 +56,9 @@ class Answer:
         return self.status is not None
 
 
+NOT_ASKED = Answer()  # a wait that gave up before its first try
+
+
 class _Call:
     """One report_status() call to a camd, which any number of callers wait on."""
 
@@ -219,14 +222,14 @@ def wait_until_answering(probe, address, deadline, give_up):
     """Asks one camd until it answers or time.monotonic() passes deadline, or give_up() is true: one
     call at a time (a call in flight is waited on, never doubled). Asked at least once, for at least
     LAST_LOOK seconds: a domain started at the last moment may have its camd up already. Returns the
-    last Answer (answered, or why its last try failed: this wait's own, not a dashboard query's), or
-    None when it gave up before asking."""
-    answer = None
+    last Answer (answered, or why its last try failed: this wait's own, not a dashboard query's; no
+    problem when it gave up before asking)."""
+    answer = NOT_ASKED
     while not give_up():
         remaining = deadline - time.monotonic()
-        if remaining <= 0 and answer is not None:
+        if remaining <= 0 and answer is not NOT_ASKED:
             return answer
-        answer = probe.ask(address, min(probe.timeout, max(remaining, LAST_LOOK if answer is None else 0)))
+        answer = probe.ask(address, min(probe.timeout, max(remaining, LAST_LOOK if answer is NOT_ASKED else 0)))
         if answer.answered:
             return answer
         if not answer.timed_out:  # refused or dropped at once: camd is not up yet

@@ -93,14 +93,14 @@ class Steps:
             return 'camera {}: domain {} is {}, not running'.format(camera.id, domain, state)
         answer = wait_until_answering(self._probe, camera.address, deadline,
                                       give_up=lambda: hypervisor.state(domain) != VMState.Running)
-        if answer is not None and answer.answered:
+        if answer.answered:
             return None
         state = hypervisor.state(domain)
         if state == VMState.Unknown:
             return 'camera {}: {} while waiting for camd'.format(camera.id, self._why_unknown())
         if state != VMState.Running:
             return 'camera {}: domain {} became {} while waiting for camd'.format(camera.id, domain, state)
-        why = answer.problem if answer is not None else None
+        why = answer.problem
         return 'camera {} ({} at {}:{}) did not answer within {} s{}'.format(
             camera.id, camera.daemon_name, camera.address.host, camera.address.port,
             self._config.initialize_timeout, ' (last try: {})'.format(why) if why else '')
